@@ -1,0 +1,60 @@
+// Everything the threads of relay-dataplane share, created once at start.
+// Who writes what is the point of this file:
+//   sessions     slots allocated/freed by the IPC thread; contents by owner workers
+//   neighbours   written by the service thread; read by workers
+//   stats[w]     written by worker w; read by the metrics exporter
+//   rings        single producer / single consumer each, except handoff (multi-producer)
+#pragma once
+
+#include <rte_mempool.h>
+#include <rte_ring.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "neighbour_table.hpp"
+#include "packet_processor.hpp"
+#include "session_table.hpp"
+#include "worker_stats.hpp"
+
+namespace relay::dp {
+
+struct PortRuntime {
+    std::string name;     // config name, the `port` metrics label
+    uint16_t port_id = 0;  // DPDK port id
+    uint16_t rx_queues = 1;  // queue q is polled by worker q % workers
+    bool rss = false;        // the NIC spreads by UDP destination port
+    PortContext context;
+};
+
+struct WorkerRings {
+    rte_ring* commands = nullptr;  // SessionCommandRef*: IPC thread -> worker
+    rte_ring* expired = nullptr;   // ExpiredSession: worker -> IPC thread
+    rte_ring* events = nullptr;    // SlowPathEvent: worker -> service thread
+    rte_ring* handoff = nullptr;   // rte_mbuf*: any worker -> this worker
+};
+
+struct DataplaneState {
+    uint64_t tsc_hz = 0;
+    unsigned burst_size = 32;
+    unsigned idle_sleep_max_us = 1000;
+    uint64_t arp_ttl_cycles = 0;
+    std::vector<PortRuntime> ports;  // index = position in config = PacketProcessor port index
+    std::unique_ptr<SessionTable> sessions;
+    std::unique_ptr<NeighbourTable> neighbours;
+    std::vector<uint8_t> shard_map;  // relay port -> worker index
+    std::vector<unsigned> worker_lcores;
+    std::vector<WorkerRings> rings;
+    std::unique_ptr<WorkerStats[]> stats;  // one per worker
+    rte_mempool* pool = nullptr;
+    std::atomic<bool> stop{false};
+    std::atomic<uint32_t> session_count{0};
+
+    unsigned workers() const { return static_cast<unsigned>(worker_lcores.size()); }
+    uint16_t service_tx_queue() const { return static_cast<uint16_t>(workers()); }
+};
+
+}  // namespace relay::dp

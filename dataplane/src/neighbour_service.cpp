@@ -1,0 +1,145 @@
+#include "neighbour_service.hpp"
+
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+
+#include <cstring>
+
+#include "relay/wire/headers.hpp"
+
+namespace relay::dp {
+
+using namespace relay::wire;
+
+namespace {
+constexpr unsigned kMaxPendingRequests = 4096;
+constexpr unsigned kEventsPerRun = 256;
+}  // namespace
+
+NeighbourService::NeighbourService(DataplaneState& state) : state_(state) {}
+
+bool NeighbourService::on_link(uint16_t port_index, Ipv4 ip) const {
+    const PortContext& pc = state_.ports[port_index].context;
+    for (unsigned i = 0; i < pc.address_count; ++i)
+        if (pc.addresses[i].contains(ip)) return true;
+    return false;
+}
+
+Ipv4 NeighbourService::source_for(uint16_t port_index, Ipv4 target) const {
+    const PortContext& pc = state_.ports[port_index].context;
+    for (unsigned i = 0; i < pc.address_count; ++i)
+        if (pc.addresses[i].contains(target)) return pc.addresses[i].addr;
+    return pc.addresses[0].addr;
+}
+
+bool NeighbourService::send_arp(uint16_t port_index, uint16_t op, Ipv4 sender_ip, Ipv4 target_ip) {
+    const PortRuntime& port = state_.ports[port_index];
+    rte_mbuf* m = rte_pktmbuf_alloc(state_.pool);
+    if (!m) return false;
+    const uint16_t vlan = port.context.vlan;
+    const uint16_t len = 60;  // minimum Ethernet frame without FCS
+    uint8_t* f = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, len));
+    if (!f) {
+        rte_pktmbuf_free(m);
+        return false;
+    }
+    std::memset(f, 0, len);
+    std::memset(f + kEthDst, 0xff, 6);
+    std::memcpy(f + kEthSrc, port.context.mac.bytes.data(), 6);
+    uint8_t* p = f + kEthType;
+    if (vlan) {
+        store_be16(p, kEtherTypeVlan);
+        store_be16(p + 2, vlan);
+        p += kVlanTagLen;
+    }
+    store_be16(p, kEtherTypeArp);
+    uint8_t* arp = p + 2;
+    store_be16(arp + kArpHtype, kArpHtypeEthernet);
+    store_be16(arp + kArpPtype, kEtherTypeIpv4);
+    arp[kArpHlen] = 6;
+    arp[kArpPlen] = 4;
+    store_be16(arp + kArpOp, op);
+    std::memcpy(arp + kArpSha, port.context.mac.bytes.data(), 6);
+    store_be32(arp + kArpSpa, sender_ip);
+    store_be32(arp + kArpTpa, target_ip);  // target MAC stays zero
+    if (rte_eth_tx_burst(port.port_id, state_.service_tx_queue(), &m, 1) != 1) {
+        rte_pktmbuf_free(m);
+        return false;
+    }
+    return true;
+}
+
+void NeighbourService::announce(uint64_t now) {
+    for (uint16_t p = 0; p < state_.ports.size(); ++p) {
+        const PortContext& pc = state_.ports[p].context;
+        for (unsigned i = 0; i < pc.address_count; ++i)
+            if (send_arp(p, kArpOpRequest, pc.addresses[i].addr, pc.addresses[i].addr))
+                ++announcements_sent_;
+        if (pc.gateway) request(p, pc.gateway, now);
+    }
+    // A second announcement a second later, for links that came up slowly.
+    if (second_announce_ == 0) second_announce_ = now + state_.tsc_hz;
+}
+
+void NeighbourService::request(uint16_t port_index, Ipv4 target, uint64_t now) {
+    auto key = std::make_pair(port_index, target);
+    auto it = last_request_.find(key);
+    // At most one request a second per neighbour: a flood of packets to an
+    // unresolved peer must not become a flood of ARP.
+    if (it != last_request_.end() && now - it->second < state_.tsc_hz) return;
+    if (it == last_request_.end() && last_request_.size() >= kMaxPendingRequests) return;
+    if (send_arp(port_index, kArpOpRequest, source_for(port_index, target), target)) ++requests_sent_;
+    last_request_[key] = now;
+}
+
+void NeighbourService::handle(const SlowPathEvent& e, uint64_t now) {
+    if (e.port >= state_.ports.size()) return;
+    switch (e.kind) {
+        case SlowPathEvent::Kind::learn:
+            // Only on-link addresses can be neighbours; anything else is a
+            // misconfigured or lying host.
+            if (!on_link(e.port, e.ip)) return;
+            state_.neighbours->update(e.port, e.ip, e.mac, now + state_.arp_ttl_cycles);
+            last_request_.erase({e.port, e.ip});
+            break;
+        case SlowPathEvent::Kind::resolve: request(e.port, e.ip, now); break;
+    }
+}
+
+void NeighbourService::run_once(uint64_t now) {
+    SlowPathEvent events[kEventsPerRun];
+    for (const WorkerRings& rings : state_.rings) {
+        unsigned n = rte_ring_sc_dequeue_burst_elem(rings.events, events, sizeof(SlowPathEvent),
+                                                    kEventsPerRun, nullptr);
+        for (unsigned i = 0; i < n; ++i) handle(events[i], now);
+    }
+    if (second_announce_ && now >= second_announce_) {
+        second_announce_ = 0;
+        for (uint16_t p = 0; p < state_.ports.size(); ++p) {
+            const PortContext& pc = state_.ports[p].context;
+            for (unsigned i = 0; i < pc.address_count; ++i)
+                if (send_arp(p, kArpOpRequest, pc.addresses[i].addr, pc.addresses[i].addr))
+                    ++announcements_sent_;
+        }
+    }
+    if (now < next_tick_) return;
+    next_tick_ = now + state_.tsc_hz;
+
+    // Once a second: re-ask entries in their last quarter of life so that a
+    // busy next hop never expires under traffic; drop the expired ones; keep
+    // asking for unresolved gateways.
+    state_.neighbours->expire(now);
+    const uint64_t refresh_window = state_.arp_ttl_cycles / 4;
+    for (const auto& e : state_.neighbours->snapshot())
+        if (e.expires - now < refresh_window) request(e.port, e.ip, now);
+    for (uint16_t p = 0; p < state_.ports.size(); ++p) {
+        const Ipv4 gw = state_.ports[p].context.gateway;
+        MacAddr mac;
+        if (gw && !state_.neighbours->lookup(p, gw, now, mac)) request(p, gw, now);
+    }
+    // Forget request times older than a minute (bounded map).
+    for (auto it = last_request_.begin(); it != last_request_.end();)
+        it = now - it->second > 60 * state_.tsc_hz ? last_request_.erase(it) : std::next(it);
+}
+
+}  // namespace relay::dp

@@ -1,0 +1,148 @@
+// The per-packet work of a worker: strict parsing, ARP and ICMP answers,
+// session lookup, latching, rate limiting and the in-place rewrite.  Works on
+// raw frame bytes so that the workers, the fixture tests and relay-bench run
+// exactly the same code; the worker maps mbufs to frames and verdicts to TX.
+//
+// Every frame leaves through the port it arrived on (a session's address
+// belongs to one port, and both of its peers send to that address), so a
+// verdict is only: transmit (the frame was rewritten in place), hand off to
+// another worker, or drop with a reason.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "drop_reason.hpp"
+#include "neighbour_table.hpp"
+#include "rate_limiter.hpp"
+#include "relay/crypto/mac1.hpp"
+#include "relay/net.hpp"
+#include "session_table.hpp"
+#include "worker_stats.hpp"
+
+namespace relay::dp {
+
+// What a port looks like to the hot path.
+struct PortContext {
+    MacAddr mac{};
+    uint16_t vlan = 0;  // 0 = untagged
+    uint8_t address_count = 0;
+    std::array<Ipv4Prefix, kMaxAddressesPerPort> addresses{};
+    std::array<uint8_t, kMaxAddressesPerPort> table_index{};  // SessionTable address index
+    Ipv4 gateway = 0;  // 0 = none: only on-link destinations are reachable
+};
+
+enum class Action : uint8_t { drop, transmit, handoff };
+
+struct Verdict {
+    Action action = Action::drop;
+    DropReason reason = DropReason::none;
+    uint8_t owner = 0;  // handoff: the worker that owns the session's relay port
+};
+
+// Something the hot path cannot do itself, passed to the service thread.
+struct SlowPathEvent {
+    enum class Kind : uint8_t { learn, resolve };
+    Kind kind = Kind::learn;
+    uint16_t port = 0;
+    Ipv4 ip = 0;
+    MacAddr mac{};  // learn only
+};
+
+class PacketProcessor {
+public:
+    static constexpr unsigned kMaxEvents = 64;
+    static constexpr unsigned kIcmpPerSecond = 1000;
+    static constexpr unsigned kIcmpBurst = 100;
+    static constexpr uint8_t kOutputTtl = 64;
+
+    // shard_map: owner worker of each relay port (65536 entries), or nullptr
+    // when this processor owns every port.
+    PacketProcessor(SessionTable& sessions, const NeighbourTable& neighbours,
+                    std::vector<PortContext> ports, uint64_t tsc_hz, WorkerStats& stats,
+                    uint8_t shard = 0, const uint8_t* shard_map = nullptr);
+
+    Verdict process(uint8_t* frame, uint32_t len, uint16_t port, uint64_t now);
+
+    // Processes `n` frames of one port with l3fwd-style prefetching of the
+    // frames and of their sessions ahead of use.
+    void process_burst(uint8_t* const* frames, const uint32_t* lens, unsigned n, uint16_t port,
+                       uint64_t now, Verdict* verdicts);
+
+    // Events for the service thread since the last clear (bounded; extra ones are dropped,
+    // ARP will ask again).
+    const SlowPathEvent* events() const { return events_.data(); }
+    unsigned event_count() const { return event_count_; }
+    void clear_events() { event_count_ = 0; }
+
+    // Removes up to `budget` of this shard's idle sessions, scanning
+    // incrementally; calls on_expired(slot, id) for each.
+    template <typename F>
+    unsigned expire_idle(uint64_t now, uint32_t budget, F&& on_expired);
+
+    WorkerStats& stats() { return stats_; }
+    uint8_t shard() const { return shard_; }
+    bool owns(uint16_t relay_port) const { return !shard_map_ || shard_map_[relay_port] == shard_; }
+
+private:
+    Verdict drop(DropReason r) {
+        stats_.drops[static_cast<unsigned>(r)].add();
+        return {Action::drop, r};
+    }
+    void emit(SlowPathEvent::Kind kind, uint16_t port, Ipv4 ip, const MacAddr& mac);
+
+    Verdict handle_arp(uint8_t* frame, uint8_t* arp, uint32_t avail, uint16_t port);
+    Verdict handle_icmp(uint8_t* frame, uint8_t* ip, uint32_t total_len, uint16_t port,
+                        uint64_t now);
+    Verdict handle_udp(uint8_t* frame, uint8_t* ip, uint32_t total_len, uint16_t port,
+                       uint8_t addr_index, uint64_t now);
+    Verdict handle_wireguard(Session& s, uint32_t slot, uint8_t* frame, uint8_t* ip,
+                             uint8_t* payload, uint32_t plen, int from, SocketAddress src,
+                             uint16_t port, uint64_t now);
+    Verdict handle_bind(Session& s, uint32_t slot, uint8_t* frame, uint8_t* ip, uint8_t* payload,
+                        uint32_t plen, int from, SocketAddress src, uint16_t port, uint64_t now);
+    const uint32_t* peek_index(const uint8_t* frame, uint32_t len, uint16_t port) const;
+    // Accounts a packet from side `from` against its buckets.
+    bool within_limits(Session& s, int from, uint32_t bytes, uint64_t now);
+    // Rewrites the frame to go from (relay address, relay port) to `dst`.
+    Verdict forward(Session& s, int from, int to, uint8_t* frame, uint8_t* ip, SocketAddress dst,
+                    uint16_t port, uint64_t now);
+    // Turns a received frame around towards its L2 sender (replies).
+    void reflect_ethernet(uint8_t* frame, uint16_t port);
+
+    SessionTable& sessions_;
+    const NeighbourTable& neighbours_;
+    std::vector<PortContext> ports_;
+    uint64_t tsc_hz_;
+    WorkerStats& stats_;
+    uint8_t shard_;
+    const uint8_t* shard_map_;
+    crypto::Mac1 mac1_;
+    Gcra icmp_budget_;
+    std::array<SlowPathEvent, kMaxEvents> events_{};
+    unsigned event_count_ = 0;
+    uint32_t expiry_cursor_ = 0;
+};
+
+template <typename F>
+unsigned PacketProcessor::expire_idle(uint64_t now, uint32_t budget, F&& on_expired) {
+    unsigned expired = 0;
+    const uint32_t cap = sessions_.capacity();
+    for (uint32_t i = 0; i < budget && i < cap; ++i) {
+        uint32_t slot = expiry_cursor_;
+        expiry_cursor_ = expiry_cursor_ + 1 == cap ? 0 : expiry_cursor_ + 1;
+        Session& s = sessions_.at(slot);
+        if (s.id == 0 || !owns(s.relay_port)) continue;
+        if (now - s.last_activity > s.idle_timeout && now > s.last_activity) {
+            uint64_t id = s.id;
+            sessions_.uninstall(slot);
+            stats_.sessions_expired.add();
+            on_expired(slot, id);
+            ++expired;
+        }
+    }
+    return expired;
+}
+
+}  // namespace relay::dp

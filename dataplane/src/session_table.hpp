@@ -1,0 +1,124 @@
+// Relay sessions, indexed by (relay address, relay port) in O(1) with no
+// allocation after construction.
+//
+// Ownership: a session's mutable state (latch, buckets, counters) is written
+// only by the worker that owns its relay port (see Sharding).  Slot numbers
+// are handed out by one thread (the IPC thread in relay-dataplane, the test or
+// benchmark otherwise) through allocate_slot/free_slot, which touch nothing a
+// worker reads.  The index arrays are written by the owning worker only.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "rate_limiter.hpp"
+#include "relay/crypto/mac1.hpp"
+#include "relay/session.hpp"
+
+namespace relay::dp {
+
+constexpr uint32_t kNoSlot = 0xffffffffu;
+
+// Per side (direction "from this side") counters.
+struct SideCounters {
+    uint64_t rx_packets = 0;
+    uint64_t rx_bytes = 0;
+    uint64_t tx_packets = 0;
+    uint64_t tx_bytes = 0;
+    uint64_t dropped = 0;
+    uint64_t rate_limited = 0;
+    uint64_t latches = 0;
+    uint64_t latch_refused = 0;
+};
+
+struct SideState {
+    // Confirmed endpoint: the only address data is accepted from and sent to.
+    Ipv4 ip = 0;
+    uint16_t port = 0;
+    bool latched = false;
+    // WireGuard candidate: the source of the last valid initiation, pending
+    // confirmation by the other side's response.
+    bool has_candidate = false;
+    Ipv4 cand_ip = 0;
+    uint16_t cand_port = 0;
+    uint32_t cand_sender_index = 0;
+    uint64_t bind_counter = 0;  // last accepted bind counter (bind policy)
+    Ipv4Prefix allowed{};
+    Gcra packets;
+    Gcra bytes;
+    SideCounters counters;
+};
+
+struct Session {
+    uint64_t id = 0;  // 0 = free slot
+    Ipv4 relay_ip = 0;
+    uint16_t relay_port = 0;
+    uint8_t addr_index = 0;
+    LatchPolicy policy = LatchPolicy::wireguard;
+    uint64_t last_activity = 0;  // TSC
+    uint64_t idle_timeout = 0;   // TSC cycles
+    uint64_t created = 0;        // TSC
+    Gcra handshakes;             // budget for messages that cost a MAC check
+    std::array<SideState, 2> side;
+};
+
+// Read rarely: kept apart so the hot array stays small.
+struct SessionCold {
+    SessionSpec spec;
+    std::array<crypto::Mac1Key, 2> mac1_key;  // mac1 key of messages *to* side i
+};
+
+class SessionTable {
+public:
+    // `relay_addresses`: the data plane's addresses; addr_index is a position in it.
+    SessionTable(uint32_t capacity, std::vector<Ipv4> relay_addresses);
+
+    uint32_t capacity() const { return capacity_; }
+    const std::vector<Ipv4>& relay_addresses() const { return addresses_; }
+    // Position of `ip` in relay_addresses, or -1.
+    int address_index(Ipv4 ip) const;
+
+    // --- slot allocation (one thread) ---
+    uint32_t allocate_slot();  // kNoSlot when full
+    void free_slot(uint32_t slot);
+    uint32_t slots_in_use() const { return in_use_; }
+
+    // --- owner worker ---
+    // The caller has validated the spec (addresses, ports, ids) and reserved
+    // `slot`; installs it and its index entry.  Returns false when the
+    // (address, port) is already taken.
+    bool install(uint32_t slot, const SessionSpec& spec, uint64_t now, uint64_t tsc_hz);
+    void update(uint32_t slot, const SessionUpdate& u, uint64_t tsc_hz);
+    void uninstall(uint32_t slot);
+
+    uint32_t find_slot(uint8_t addr_index, uint16_t port) const {
+        return index_[(static_cast<size_t>(addr_index) << 16) | port];
+    }
+    const uint32_t* index_entry(uint8_t addr_index, uint16_t port) const {
+        return &index_[(static_cast<size_t>(addr_index) << 16) | port];
+    }
+    Session& at(uint32_t slot) { return hot_[slot]; }
+    const Session& at(uint32_t slot) const { return hot_[slot]; }
+    SessionCold& cold(uint32_t slot) { return cold_[slot]; }
+    const SessionCold& cold(uint32_t slot) const { return cold_[slot]; }
+
+    // Snapshot for reporting (owner worker, or any thread when workers are stopped).
+    SessionStats stats(uint32_t slot, uint64_t now, uint64_t tsc_hz) const;
+
+    // Convenience for single-threaded users (tests, benchmark): allocate + install.
+    // Returns the slot or kNoSlot.
+    uint32_t add(const SessionSpec& spec, uint64_t now, uint64_t tsc_hz);
+
+private:
+    uint32_t capacity_;
+    std::vector<Ipv4> addresses_;
+    std::unique_ptr<uint32_t[]> index_;  // addresses × 65536 → slot
+    std::unique_ptr<Session[]> hot_;
+    std::unique_ptr<SessionCold[]> cold_;
+    std::vector<uint32_t> free_;  // stack of free slots
+    uint32_t in_use_ = 0;
+};
+
+}  // namespace relay::dp
