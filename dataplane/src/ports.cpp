@@ -89,6 +89,8 @@ void setup_ports(const DataplaneConfig& config, DataplaneState& state,
                                      " are needed (workers + 1); for net_af_packet set qpairs=" +
                                      std::to_string(tx_queues));
         unsigned rx_queues = info.max_rx_queues < workers ? info.max_rx_queues : workers;
+        // net_tap insists on as many RX as TX queues; the workers share the extra ones.
+        if (std::strcmp(info.driver_name, "net_tap") == 0) rx_queues = tx_queues;
 
         rte_eth_conf conf{};
         bool rss = false;

@@ -34,9 +34,11 @@
 #include <array>
 #include <atomic>
 #include <charconv>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <memory>
 #include <numeric>
 #include <optional>
@@ -97,6 +99,12 @@ constexpr uint32_t kSessionTailBytes = kHeaderBytes - kSessionTailOffset;
 constexpr uint32_t kMinFrameBytes = 60;    // Ethernet minimum without FCS
 constexpr uint32_t kMaxFrameBytes = 1514;  // 1500-byte MTU without FCS
 
+// NaN (printed as null) when nothing was measured.
+double ratio_or_nan(uint64_t numerator, uint64_t denominator) {
+    return denominator > 0 ? static_cast<double>(numerator) / static_cast<double>(denominator)
+                           : std::numeric_limits<double>::quiet_NaN();
+}
+
 constexpr uint32_t relay_address_count(uint32_t sessions) {
     return (sessions + kPortsPerRelayAddress - 1) / kPortsPerRelayAddress;
 }
@@ -139,7 +147,7 @@ uint16_t udp_checksum(SocketAddress src, SocketAddress dst, uint16_t udp_len,
                       uint32_t payload_sum) {
     uint32_t sum = payload_sum;
     sum += (src.ip >> 16) + (src.ip & 0xffff) + (dst.ip >> 16) + (dst.ip & 0xffff);
-    sum += wire::kIpProtoUdp + udp_len;      // pseudo header
+    sum += wire::kIpProtoUdp + udp_len;    // pseudo header
     sum += src.port + dst.port + udp_len;  // UDP header with a zero checksum field
     const uint16_t checksum = dp::checksum_finish(sum);
     return checksum == 0 ? 0xffff : checksum;
@@ -266,7 +274,8 @@ bool latch_side(RelayNode& node, uint32_t slot, const SessionSpec& spec, uint8_t
     write_headers(frame.data(), kBindFrameBytes, kRelayMac, kGatewayMac, from,
                   {spec.relay_ip, spec.relay_port},
                   dp::checksum_partial(request.data(), request.size()));
-    const dp::Verdict verdict = node.processor->process(frame.data(), kBindFrameBytes, kPortIndex, now);
+    const dp::Verdict verdict =
+        node.processor->process(frame.data(), kBindFrameBytes, kPortIndex, now);
     const dp::SideState& state = node.table->at(slot).side[side];
     return verdict.action == dp::Action::transmit && state.latched && state.ip == from.ip &&
            state.port == from.port;
@@ -361,13 +370,13 @@ bool create_harness(Harness& harness, uint32_t inflight, std::string& error) {
     // cache would strand mbufs on the worker's side.  The pool holds exactly
     // the frames in flight; the rings can hold all of them, so no enqueue
     // ever fails for want of room.
-    harness.pool = rte_pktmbuf_pool_create("bench_pool", inflight, 0, 0,
-                                           RTE_MBUF_DEFAULT_BUF_SIZE, socket);
+    harness.pool =
+        rte_pktmbuf_pool_create("bench_pool", inflight, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, socket);
     const unsigned ring_size = rte_align32pow2(inflight + 1);
-    harness.to_worker = rte_ring_create("bench_to_worker", ring_size, socket,
-                                        RING_F_SP_ENQ | RING_F_SC_DEQ);
-    harness.to_generator = rte_ring_create("bench_to_generator", ring_size, socket,
-                                           RING_F_SP_ENQ | RING_F_SC_DEQ);
+    harness.to_worker =
+        rte_ring_create("bench_to_worker", ring_size, socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
+    harness.to_generator =
+        rte_ring_create("bench_to_generator", ring_size, socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
     if (!harness.pool || !harness.to_worker || !harness.to_generator) {
         error = std::string("mempool or ring creation failed: ") + rte_strerror(rte_errno);
         return false;
@@ -383,8 +392,8 @@ bool create_harness(Harness& harness, uint32_t inflight, std::string& error) {
     const auto descriptors = static_cast<uint16_t>(std::min(ring_size, 32768u));
     int rc = rte_eth_dev_configure(harness.eth_port, 1, 1, &conf);
     if (rc == 0)
-        rc = rte_eth_rx_queue_setup(harness.eth_port, 0, descriptors, socket, nullptr,
-                                    harness.pool);
+        rc =
+            rte_eth_rx_queue_setup(harness.eth_port, 0, descriptors, socket, nullptr, harness.pool);
     if (rc == 0) rc = rte_eth_tx_queue_setup(harness.eth_port, 0, descriptors, socket, nullptr);
     if (rc == 0) rc = rte_eth_dev_start(harness.eth_port);
     if (rc != 0) {
@@ -410,32 +419,114 @@ void drain(Harness& harness) {
 // Worker (lcore 1)
 // ---------------------------------------------------------------------------
 
-// 100 us: a whole burst of 32 takes a few us even at 1000 cycles per packet,
-// while a preemption by the kernel takes a time slice (milliseconds).
-constexpr uint64_t kInterruptedBurstsPerSecond = 10000;
+// A burst (or a gap between two polls) longer than this was interrupted: the
+// kernel ran something else on the core.  A burst of 32 takes a few us even
+// at 1000 cycles per packet; a preemption lasts a time slice (milliseconds).
+constexpr uint64_t kInterruptionThresholdUs = 100;
+
+// The timed window [measure_at, stop_at) cut into slices of 2^shift TSC
+// cycles (about a millisecond).  The worker counts its packets per slice and
+// both threads mark the slices in which the kernel descheduled them, so that
+// throughput can be taken over the slices in which both actually ran: on a
+// shared machine the wall-clock rate mostly measures the neighbours.
+class Timeline {
+  public:
+    static constexpr unsigned kMinShift = 21;    // 2^21 cycles = 0.8 ms at 2.6 GHz
+    static constexpr size_t kMaxSlices = 16384;  // bounds memory for long runs
+
+    Timeline(uint64_t measure_at, uint64_t stop_at) : measure_at_(measure_at), stop_at_(stop_at) {
+        const uint64_t window = stop_at - measure_at;
+        shift_ = kMinShift;
+        while ((window >> shift_) + 1 > kMaxSlices) ++shift_;
+        const size_t slices = (window >> shift_) + 1;
+        packets_.assign(slices, 0);
+        busy_cycles_.assign(slices, 0);
+        worker_interrupted_.assign(slices, 0);
+        generator_interrupted_.assign(slices, 0);
+    }
+
+    uint64_t measure_at() const { return measure_at_; }
+    uint64_t stop_at() const { return stop_at_; }
+
+    // A burst of the worker that ended at `at`.
+    void count_burst(uint64_t at, uint32_t packets, uint64_t busy_cycles) {
+        const size_t slice = slice_of(at);
+        packets_[slice] += packets;
+        busy_cycles_[slice] += busy_cycles;
+    }
+    void mark_worker_interrupted(uint64_t from, uint64_t to) {
+        mark(worker_interrupted_, from, to);
+    }
+    void mark_generator_interrupted(uint64_t from, uint64_t to) {
+        mark(generator_interrupted_, from, to);
+    }
+
+    struct CleanThroughput {
+        double mpps = 0;            // packets per second over the clean slices
+        double clean_fraction = 0;  // share of the window that was clean
+        double busy_ratio = 0;      // worker's share of the clean slices spent in bursts
+    };
+    // The first and the last (partial) slice never count.
+    CleanThroughput clean_throughput(double tsc_hz) const {
+        uint64_t packets = 0;
+        uint64_t busy_cycles = 0;
+        size_t clean = 0;
+        for (size_t i = 1; i + 1 < packets_.size(); ++i) {
+            if (worker_interrupted_[i] || generator_interrupted_[i]) continue;
+            packets += packets_[i];
+            busy_cycles += busy_cycles_[i];
+            ++clean;
+        }
+        const uint64_t clean_cycles = clean << shift_;
+        const double clean_s = static_cast<double>(clean_cycles) / tsc_hz;
+        const double window_s = static_cast<double>(stop_at_ - measure_at_) / tsc_hz;
+        return {ratio_or_nan(packets, clean_cycles) * tsc_hz / 1e6, clean_s / window_s,
+                ratio_or_nan(busy_cycles, clean_cycles)};
+    }
+
+  private:
+    size_t slice_of(uint64_t tsc) const {
+        if (tsc < measure_at_) return 0;
+        return std::min<size_t>((tsc - measure_at_) >> shift_, packets_.size() - 1);
+    }
+    void mark(std::vector<uint8_t>& slices, uint64_t from, uint64_t to) {
+        for (size_t i = slice_of(from), last = slice_of(to); i <= last; ++i) slices[i] = 1;
+    }
+
+    uint64_t measure_at_;
+    uint64_t stop_at_;
+    unsigned shift_;
+    std::vector<uint64_t> packets_;  // written by the worker
+    std::vector<uint64_t> busy_cycles_;
+    std::vector<uint8_t> worker_interrupted_;
+    std::vector<uint8_t> generator_interrupted_;
+};
 
 enum class Phase : uint32_t { warmup, measure, stop };
 enum class ForwardingMode { mac_swap, relay };
 
+// Every TSC cycle of the timed window is one of: busy (inside a non-empty
+// burst: rx, processing, tx), idle (empty polls and the loop itself) or
+// interrupted (a burst or a gap longer than kInterruptionThresholdUs).
 struct WorkerResult {
     uint64_t packets = 0;        // received in the timed window
-    uint64_t busy_cycles = 0;    // TSC cycles of the window's non-empty bursts
-    uint64_t timed_packets = 0;  // packets of those bursts
-    uint64_t bursts = 0;         // non-empty bursts in the window
-    uint64_t empty_polls = 0;    // empty rx_bursts in the window
-    uint64_t window_cycles = 0;  // length of the timed window as the worker saw it
-    uint64_t interrupted_bursts = 0;  // in the window, left out of the figures above
-    uint64_t drops = 0;               // warm-up included: there should be none
-    uint64_t tx_unsent = 0;           // warm-up included
+    uint64_t timed_packets = 0;  // those of bursts that were not interrupted
+    uint64_t busy_cycles = 0;    // summed over the bursts of timed_packets
+    uint64_t idle_cycles = 0;
+    uint64_t interrupted_cycles = 0;
+    uint64_t bursts = 0;  // non-empty bursts, not interrupted
+    uint64_t interruptions = 0;
+    uint64_t window_cycles = 0;  // the timed window as the worker saw it
+    uint64_t drops = 0;          // warm-up included: there should be none
+    uint64_t tx_unsent = 0;      // warm-up included
 };
 
 struct WorkerContext {
     uint16_t eth_port = 0;
     ForwardingMode mode = ForwardingMode::mac_swap;
     dp::PacketProcessor* processor = nullptr;
-    // A burst that took longer than this was interrupted (the thread was
-    // preempted: the machine is shared) and says nothing about per-packet cost.
-    uint64_t interrupted_burst_cycles = 0;
+    uint64_t interrupted_burst_cycles = 0;  // kInterruptionThresholdUs in TSC cycles
+    Timeline* timeline = nullptr;
     alignas(64) std::atomic<Phase> phase{Phase::warmup};  // written by the generator only
     alignas(64) WorkerResult result;                      // read after rte_eal_wait_lcore
 };
@@ -461,7 +552,7 @@ struct MacSwapBurst {
 
 // What relay-dataplane's worker does with a burst of one port.
 class RelayBurst {
-public:
+  public:
     explicit RelayBurst(dp::PacketProcessor& processor) : processor_(processor) {}
 
     uint16_t operator()(rte_mbuf** received, uint16_t count, uint64_t now, rte_mbuf** to_send,
@@ -484,7 +575,7 @@ public:
         return send_count;
     }
 
-private:
+  private:
     dp::PacketProcessor& processor_;
     std::array<uint8_t*, kBurst> frames_{};
     std::array<uint32_t, kBurst> lengths_{};
@@ -500,20 +591,32 @@ WorkerResult worker_loop(WorkerContext& context, ForwardBurst forward_burst) {
     std::array<rte_mbuf*, kBurst> to_send;
     bool measuring = false;
     uint64_t window_start = 0;
+    uint64_t accounted_until = 0;  // end of the last interval put into `result`
+    // Puts [from, to) into `uninterrupted_cycles`, or into the interrupted
+    // time when it is too long to be anything but a preemption.
+    auto account = [&](uint64_t from, uint64_t to, uint64_t& uninterrupted_cycles) {
+        if (to - from > context.interrupted_burst_cycles) {
+            result.interrupted_cycles += to - from;
+            ++result.interruptions;
+            context.timeline->mark_worker_interrupted(from, to);
+            return false;
+        }
+        uninterrupted_cycles += to - from;
+        return true;
+    };
     for (;;) {
         const Phase phase = context.phase.load(std::memory_order_acquire);
         if (phase == Phase::stop) break;
+        const uint64_t burst_start = rte_rdtsc();
         if (phase == Phase::measure && !measuring) {
             measuring = true;
-            window_start = rte_rdtsc();
+            window_start = accounted_until = burst_start;
         }
-        const uint64_t burst_start = rte_rdtsc();
+        if (measuring) account(accounted_until, burst_start, result.idle_cycles);
+        accounted_until = burst_start;
         const uint16_t received_count =
             rte_eth_rx_burst(context.eth_port, 0, received.data(), kBurst);
-        if (received_count == 0) {
-            result.empty_polls += measuring ? 1 : 0;
-            continue;
-        }
+        if (received_count == 0) continue;
         const uint16_t send_count = forward_burst(received.data(), received_count, burst_start,
                                                   to_send.data(), result.drops);
         const uint16_t sent = rte_eth_tx_burst(context.eth_port, 0, to_send.data(), send_count);
@@ -521,15 +624,16 @@ WorkerResult worker_loop(WorkerContext& context, ForwardBurst forward_burst) {
             rte_pktmbuf_free_bulk(to_send.data() + sent, send_count - sent);
             result.tx_unsent += send_count - sent;
         }
-        const uint64_t burst_cycles = rte_rdtsc() - burst_start;
+        const uint64_t burst_end = rte_rdtsc();
+        accounted_until = burst_end;
         if (!measuring) continue;
         result.packets += received_count;
-        if (burst_cycles > context.interrupted_burst_cycles) {
-            ++result.interrupted_bursts;
-        } else {
-            result.busy_cycles += burst_cycles;
+        if (account(burst_start, burst_end, result.busy_cycles)) {
             result.timed_packets += received_count;
             ++result.bursts;
+            context.timeline->count_burst(burst_end, received_count, burst_end - burst_start);
+        } else {
+            context.timeline->count_burst(burst_end, received_count, 0);  // slice is not clean
         }
     }
     if (measuring) result.window_cycles = rte_rdtsc() - window_start;
@@ -549,54 +653,58 @@ int worker_main(void* argument) {
 // Generator (main lcore) and verification of what comes back
 // ---------------------------------------------------------------------------
 
-constexpr uint32_t kVerifyEvery = 256;      // returned frames per header check
+// Prime, so that the sampled frames do not always sit at the same position
+// of a burst.
+constexpr uint32_t kVerifyEvery = 251;       // returned frames per header check
 constexpr uint32_t kFullChecksumEvery = 16;  // header checks per UDP checksum check
 
 struct GeneratorResult {
+    uint64_t busy_cycles = 0;    // non-empty iterations of the window, not interrupted
+    uint64_t timed_packets = 0;  // packets of those iterations
     uint64_t verified_samples = 0;
     uint64_t verify_failures = 0;
     uint64_t refilled = 0;  // mbufs re-allocated to replace ones the worker freed
     std::string first_failure;
 };
 
-// Checks a frame the worker sent back.  Relay: rewritten towards side B of its
-// session by the relay, checksums valid.  MAC swap: MACs swapped, rest as sent.
-bool verify_returned(const uint8_t* frame, uint32_t length, const Traffic& traffic,
-                     ForwardingMode mode, bool check_udp_checksum, std::string& why) {
+// Checks a frame the worker sent back; returns what is wrong with it, or
+// nullptr.  Relay: rewritten towards side B of its session, checksums valid.
+// MAC swap: MACs swapped, the rest as the generator wrote it.
+const char* check_returned_frame(const uint8_t* frame, uint32_t length, const Traffic& traffic,
+                                 ForwardingMode mode, bool check_udp_checksum) {
     const uint8_t* ip = frame + kIpOffset;
     const uint8_t* udp = frame + kUdpOffset;
-    if (length != traffic.frame_bytes) return why = "length changed", false;
+    if (length != traffic.frame_bytes) return "length changed";
     if (std::memcmp(frame + wire::kEthDst, kGatewayMac.bytes.data(), 6) != 0 ||
         std::memcmp(frame + wire::kEthSrc, kRelayMac.bytes.data(), 6) != 0)
-        return why = "Ethernet addresses not towards the gateway", false;
+        return "Ethernet addresses not towards the gateway";
     if (dp::checksum_fold(dp::checksum_partial(ip, wire::kIpv4HeaderLen)) != 0xffff)
-        return why = "bad IPv4 checksum", false;
+        return "bad IPv4 checksum";
     const SocketAddress src{wire::load_be32(ip + wire::kIpSrc),
                             wire::load_be16(udp + wire::kUdpSrcPort)};
     const SocketAddress dst{wire::load_be32(ip + wire::kIpDst),
                             wire::load_be16(udp + wire::kUdpDstPort)};
     if (mode == ForwardingMode::relay) {
         const auto session = session_of_relay_address(src, traffic.sessions);
-        if (!session) return why = "source is not a session's relay address", false;
-        if (dst != endpoints_of(*session).side_b)
-            return why = "destination is not side B of the session", false;
+        if (!session) return "source is not a session's relay address";
+        if (dst != endpoints_of(*session).side_b) return "destination is not side B of the session";
     } else {
         const auto session = session_of_relay_address(dst, traffic.sessions);
         if (!session || src != endpoints_of(*session).side_a)
-            return why = "addresses changed by the MAC swap loop", false;
+            return "addresses changed by the MAC swap loop";
     }
     if (check_udp_checksum) {
         const uint16_t udp_len = wire::load_be16(udp + wire::kUdpLen);
-        uint32_t sum = dp::checksum_partial(ip + wire::kIpSrc, 8);
+        uint32_t sum = dp::checksum_partial(ip + wire::kIpSrc, 8);  // pseudo header
         sum += wire::kIpProtoUdp + udp_len;
         sum = dp::checksum_partial(udp, udp_len, sum);
-        if (dp::checksum_fold(sum) != 0xffff) return why = "bad UDP checksum", false;
+        if (dp::checksum_fold(sum) != 0xffff) return "bad UDP checksum";
     }
-    return true;
+    return nullptr;
 }
 
 class Generator {
-public:
+  public:
     Generator(Harness& harness, const Traffic& traffic) : harness_(harness), traffic_(traffic) {}
 
     // Fills the pipeline: every mbuf of the pool carries a frame to the worker.
@@ -618,20 +726,28 @@ public:
         return true;
     }
 
-    // Recycles frames until the warm-up and the timed window are over, moving
-    // the worker through the phases.
-    GeneratorResult run(WorkerContext& worker, double warmup_s, double duration_s) {
-        const auto tsc_hz = static_cast<double>(rte_get_tsc_hz());
-        const uint64_t start = rte_rdtsc();
-        const uint64_t measure_at = start + static_cast<uint64_t>(warmup_s * tsc_hz);
-        const uint64_t stop_at = measure_at + static_cast<uint64_t>(duration_s * tsc_hz);
+    // Recycles frames until the timed window is over, moving the worker
+    // through the phases.  Also measures its own cost per packet, to show
+    // whether it, rather than the worker, limits the rate.
+    GeneratorResult run(WorkerContext& worker, Timeline& timeline,
+                        uint64_t interrupted_iteration_cycles) {
         bool measuring = false;
         uint64_t iteration = 0;
+        uint64_t previous_start = rte_rdtsc();
+        unsigned previous_count = 0;
         std::array<rte_mbuf*, kBurst> returned;
         for (;;) {
-            const uint64_t now = rte_rdtsc();
-            if (now >= stop_at) break;
-            if (!measuring && now >= measure_at) {
+            const uint64_t start = rte_rdtsc();
+            if (start - previous_start > interrupted_iteration_cycles) {
+                timeline.mark_generator_interrupted(previous_start, start);
+            } else if (measuring && previous_count > 0) {
+                result_.busy_cycles += start - previous_start;
+                result_.timed_packets += previous_count;
+            }
+            previous_start = start;
+            previous_count = 0;
+            if (start >= timeline.stop_at()) break;
+            if (!measuring && start >= timeline.measure_at()) {
                 worker.phase.store(Phase::measure, std::memory_order_release);
                 measuring = true;
             }
@@ -653,12 +769,13 @@ public:
                 harness_.to_worker, reinterpret_cast<void**>(returned.data()), count, nullptr);
             if (queued < count)  // cannot happen: the ring holds every mbuf of the pool
                 rte_pktmbuf_free_bulk(returned.data() + queued, count - queued);
+            previous_count = count;
         }
         worker.phase.store(Phase::stop, std::memory_order_release);
         return result_;
     }
 
-private:
+  private:
     const SessionHeaderTail& next_tail() {
         const SessionHeaderTail& tail = traffic_.sequence[cursor_];
         cursor_ = cursor_ + 1 == traffic_.sequence.size() ? 0 : cursor_ + 1;
@@ -667,10 +784,9 @@ private:
 
     void verify(const uint8_t* frame, uint32_t length, ForwardingMode mode) {
         const bool full = ++verifications_ % kFullChecksumEvery == 0;
-        std::string why;
         ++result_.verified_samples;
-        if (!verify_returned(frame, length, traffic_, mode, full, why)) {
-            if (result_.verify_failures++ == 0) result_.first_failure = why;
+        if (const char* failure = check_returned_frame(frame, length, traffic_, mode, full)) {
+            if (result_.verify_failures++ == 0) result_.first_failure = failure;
         }
     }
 
@@ -703,10 +819,14 @@ private:
 struct RunResult {
     WorkerResult worker;
     GeneratorResult generator;
-    double duration_s = 0;
-    double mpps = 0;
-    double cycles_per_packet = 0;
-    double busy_ratio = 0;
+    double duration_s = 0;         // the timed window, wall clock
+    double interrupted_s = 0;      // of it, the worker was descheduled
+    double mpps = 0;               // over the slices where neither thread was descheduled
+    double clean_fraction = 0;     // share of the window those slices cover
+    double wall_mpps = 0;          // all packets of the window / duration_s
+    double cycles_per_packet = 0;  // worker: busy cycles / timed packets
+    double busy_ratio = 0;         // worker, clean slices: busy share; < 1: it waited for packets
+    double generator_cycles_per_packet = 0;
 };
 
 struct DataplaneOptions {
@@ -721,22 +841,29 @@ struct DataplaneOptions {
 };
 
 std::optional<RunResult> run_timed(Harness& harness, const Traffic& traffic, ForwardingMode mode,
-                                   dp::PacketProcessor* processor,
-                                   const DataplaneOptions& options, std::string& error) {
+                                   dp::PacketProcessor* processor, const DataplaneOptions& options,
+                                   std::string& error) {
     Generator generator(harness, traffic);
     if (!generator.prime(error)) return std::nullopt;
+    const uint64_t tsc_hz = rte_get_tsc_hz();
+    const uint64_t interrupted_cycles = tsc_hz / 1'000'000 * kInterruptionThresholdUs;
+    const uint64_t measure_at =
+        rte_rdtsc() + static_cast<uint64_t>(options.warmup_s * static_cast<double>(tsc_hz));
+    Timeline timeline(measure_at, measure_at + static_cast<uint64_t>(options.duration_s *
+                                                                     static_cast<double>(tsc_hz)));
     WorkerContext context;
     context.eth_port = harness.eth_port;
     context.mode = mode;
     context.processor = processor;
-    context.interrupted_burst_cycles = rte_get_tsc_hz() / kInterruptedBurstsPerSecond;
+    context.interrupted_burst_cycles = interrupted_cycles;
+    context.timeline = &timeline;
     if (rte_eal_remote_launch(worker_main, &context, harness.worker_lcore) != 0) {
         error = "could not launch the worker lcore";
         drain(harness);
         return std::nullopt;
     }
     RunResult run;
-    run.generator = generator.run(context, options.warmup_s, options.duration_s);
+    run.generator = generator.run(context, timeline, interrupted_cycles);
     rte_eal_wait_lcore(harness.worker_lcore);
     drain(harness);
     if (rte_mempool_avail_count(harness.pool) != harness.inflight) {
@@ -746,19 +873,18 @@ std::optional<RunResult> run_timed(Harness& harness, const Traffic& traffic, For
     }
 
     run.worker = context.result;
-    const auto tsc_hz = static_cast<double>(rte_get_tsc_hz());
-    const double nan = std::numeric_limits<double>::quiet_NaN();
-    run.duration_s = static_cast<double>(run.worker.window_cycles) / tsc_hz;
-    const auto packets = static_cast<double>(run.worker.packets);
-    run.mpps = run.duration_s > 0 ? packets / run.duration_s / 1e6 : nan;
-    run.cycles_per_packet = run.worker.timed_packets > 0
-                                ? static_cast<double>(run.worker.busy_cycles) /
-                                      static_cast<double>(run.worker.timed_packets)
-                                : nan;
-    run.busy_ratio = run.worker.window_cycles > 0
-                         ? static_cast<double>(run.worker.busy_cycles) /
-                               static_cast<double>(run.worker.window_cycles)
-                         : nan;
+    const WorkerResult& worker = run.worker;
+    const auto hz = static_cast<double>(tsc_hz);
+    const Timeline::CleanThroughput clean = timeline.clean_throughput(hz);
+    run.duration_s = static_cast<double>(worker.window_cycles) / hz;
+    run.interrupted_s = static_cast<double>(worker.interrupted_cycles) / hz;
+    run.mpps = clean.mpps;
+    run.clean_fraction = clean.clean_fraction;
+    run.wall_mpps = ratio_or_nan(worker.packets, worker.window_cycles) * hz / 1e6;
+    run.cycles_per_packet = ratio_or_nan(worker.busy_cycles, worker.timed_packets);
+    run.busy_ratio = clean.busy_ratio;
+    run.generator_cycles_per_packet =
+        ratio_or_nan(run.generator.busy_cycles, run.generator.timed_packets);
     return run;
 }
 
@@ -777,7 +903,8 @@ MemoryUse memory_use() {
     if (getrusage(RUSAGE_SELF, &usage) == 0) use.max_rss_kb = usage.ru_maxrss;
     std::ifstream statm("/proc/self/statm");
     long pages_total = 0, pages_resident = 0;
-    if (statm >> pages_total >> pages_resident) use.rss_kb = pages_resident * (sysconf(_SC_PAGESIZE) / 1024);
+    if (statm >> pages_total >> pages_resident)
+        use.rss_kb = pages_resident * (sysconf(_SC_PAGESIZE) / 1024);
     return use;
 }
 
@@ -799,12 +926,12 @@ std::string drop_reasons_json(const std::array<uint64_t, dp::kDropReasonCount>& 
     return reasons.str();
 }
 
-std::optional<ScenarioResult> run_scenario(Harness& harness, RelayNode& node,
-                                           uint32_t frame_bytes, const DataplaneOptions& options,
-                                           std::string& error) {
+std::optional<ScenarioResult> run_scenario(Harness& harness, RelayNode& node, uint32_t frame_bytes,
+                                           const DataplaneOptions& options, std::string& error) {
     const Traffic traffic = make_traffic(node.sessions, frame_bytes);
     std::array<uint64_t, dp::kDropReasonCount> drops_before{};
-    for (unsigned r = 0; r < dp::kDropReasonCount; ++r) drops_before[r] = node.stats->drops[r].get();
+    for (unsigned r = 0; r < dp::kDropReasonCount; ++r)
+        drops_before[r] = node.stats->drops[r].get();
 
     const MemoryUse memory_before = memory_use();
     const auto baseline =
@@ -843,14 +970,18 @@ std::optional<ScenarioResult> run_scenario(Harness& harness, RelayNode& node,
         .add("baseline_duration_s", baseline->duration_s)
         .add("capacity_mpps", tsc_hz / relay->cycles_per_packet / 1e6)
         .add("baseline_capacity_mpps", tsc_hz / baseline->cycles_per_packet / 1e6)
+        .add("wall_mpps", relay->wall_mpps)
+        .add("baseline_wall_mpps", baseline->wall_mpps)
+        .add("clean_fraction", relay->clean_fraction)
+        .add("baseline_clean_fraction", baseline->clean_fraction)
+        .add("interrupted_s", relay->interrupted_s)
+        .add("baseline_interrupted_s", baseline->interrupted_s)
+        .add("generator_cycles_per_packet", relay->generator_cycles_per_packet, 1)
+        .add("baseline_generator_cycles_per_packet", baseline->generator_cycles_per_packet, 1)
         .add("worker_busy_ratio", relay->busy_ratio)
         .add("baseline_worker_busy_ratio", baseline->busy_ratio)
-        .add("packets_per_burst",
-             static_cast<double>(relay->worker.timed_packets) /
-                 static_cast<double>(std::max<uint64_t>(relay->worker.bursts, 1)),
+        .add("packets_per_burst", ratio_or_nan(relay->worker.timed_packets, relay->worker.bursts),
              1)
-        .add("interrupted_bursts", relay->worker.interrupted_bursts)
-        .add("baseline_interrupted_bursts", baseline->worker.interrupted_bursts)
         .add("drops", relay->worker.drops)
         .add_raw("drop_reasons", drop_reasons_json(drops_before, *node.stats))
         .add("tx_unsent", relay->worker.tx_unsent + baseline->worker.tx_unsent)
@@ -869,8 +1000,11 @@ std::optional<ScenarioResult> run_scenario(Harness& harness, RelayNode& node,
         .add("session_setup_s", node.setup_s)
         .add("inflight", harness.inflight)
         .add("burst", kBurst)
-        .add("tsc_hz", rte_get_tsc_hz())
-        .print();
+        .add("tsc_hz", rte_get_tsc_hz());
+    if (!line.print()) {
+        error = "cannot write to stdout";
+        return std::nullopt;
+    }
     return result;
 }
 
@@ -927,7 +1061,7 @@ bool print_summary(const std::vector<ScenarioResult>& results) {
         .add_raw("targets", targets_json)
         .add("all_targets_met", all_met)
         .add("forwarding_correct", all_correct)
-        .print();
+        .print();  // nothing left to stop if stdout is gone
     return all_met && all_correct;
 }
 
@@ -947,8 +1081,7 @@ bool parse_list(std::string_view text, uint32_t min, uint32_t max, std::vector<u
     while (true) {
         const size_t comma = text.find(',');
         uint32_t value = 0;
-        if (!parse_number(text.substr(0, comma), value) || value < min || value > max)
-            return false;
+        if (!parse_number(text.substr(0, comma), value) || value < min || value > max) return false;
         if (std::find(out.begin(), out.end(), value) == out.end()) out.push_back(value);
         if (comma == std::string_view::npos) return true;
         text.remove_prefix(comma + 1);
@@ -961,8 +1094,8 @@ std::optional<DataplaneOptions> parse_options(int argc, char** argv, std::string
         std::string_view argument = argv[i];
         std::string_view value;
         bool has_value = false;
-        if (const size_t equals = argument.find('='); argument.starts_with("--") &&
-                                                      equals != std::string_view::npos) {
+        if (const size_t equals = argument.find('=');
+            argument.starts_with("--") && equals != std::string_view::npos) {
             value = argument.substr(equals + 1);
             argument = argument.substr(0, equals);
             has_value = true;
@@ -1078,6 +1211,9 @@ int run_dataplane_bench(int argc, char** argv) {
 
     // EAL logs go to stdout by default; stdout is for JSON only.
     rte_openlog_stream(stderr);
+    // A reader that goes away (`| head -1`) must not kill the process before
+    // it has stopped the worker and removed its EAL runtime directory.
+    std::signal(SIGPIPE, SIG_IGN);
     std::vector<std::string> arguments = eal_arguments(*options);
     std::vector<char*> eal_argv;
     for (std::string& argument : arguments) eal_argv.push_back(argument.data());

@@ -15,7 +15,7 @@
 namespace relay::bench {
 
 class JsonLine {
-public:
+  public:
     JsonLine& add(std::string_view key, std::string_view value) {
         begin_field(key);
         append_string(value);
@@ -30,8 +30,7 @@ public:
         return *this;
     }
     template <std::integral Integer>
-        requires(!std::same_as<Integer, bool>)
-    JsonLine& add(std::string_view key, Integer value) {
+    requires(!std::same_as<Integer, bool>) JsonLine& add(std::string_view key, Integer value) {
         begin_field(key);
         text_ += std::to_string(value);
         return *this;
@@ -63,15 +62,15 @@ public:
     std::string str() const { return text_ + "}"; }
 
     // Prints the object and a newline, and flushes so that a reader sees each
-    // scenario as soon as it has run.
-    void print(std::FILE* out = stdout) const {
-        const std::string line = str();
-        std::fwrite(line.data(), 1, line.size(), out);
-        std::fputc('\n', out);
-        std::fflush(out);
+    // scenario as soon as it has run.  False when the output is gone (a closed
+    // pipe, with SIGPIPE ignored): the caller can stop early and clean up.
+    bool print(std::FILE* out = stdout) const {
+        const std::string line = str() + "\n";
+        return std::fwrite(line.data(), 1, line.size(), out) == line.size() &&
+               std::fflush(out) == 0;
     }
 
-private:
+  private:
     void begin_field(std::string_view key) {
         if (text_.size() > 1) text_ += ',';
         append_string(key);
@@ -81,10 +80,18 @@ private:
         text_ += '"';
         for (const char c : value) {
             switch (c) {
-                case '"': text_ += "\\\""; break;
-                case '\\': text_ += "\\\\"; break;
-                case '\n': text_ += "\\n"; break;
-                case '\t': text_ += "\\t"; break;
+                case '"':
+                    text_ += "\\\"";
+                    break;
+                case '\\':
+                    text_ += "\\\\";
+                    break;
+                case '\n':
+                    text_ += "\\n";
+                    break;
+                case '\t':
+                    text_ += "\\t";
+                    break;
                 default:
                     if (static_cast<unsigned char>(c) < 0x20) {
                         char escaped[8];

@@ -54,7 +54,6 @@ int main(int argc, char** argv) {
     }
     for (const SubBenchmark& bench : kSubBenchmarks)
         if (bench.name == command) return bench.run(argc - 1, argv + 1);
-    std::fprintf(stderr, "relay-bench: unknown benchmark '%s' (try relay-bench --help)\n",
-                 argv[1]);
+    std::fprintf(stderr, "relay-bench: unknown benchmark '%s' (try relay-bench --help)\n", argv[1]);
     return 2;
 }

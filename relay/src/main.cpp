@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "relay/config.hpp"
+#include "supervisor.hpp"
 
 namespace {
 
@@ -30,10 +31,12 @@ struct Subcommand {
 };
 
 int check_config(Args args);
+int run(Args args);
 int help(Args args);
 
 constexpr Subcommand kSubcommands[] = {
     {"check-config", "FILE", "validate a node config file and summarise it", check_config},
+    {"run", "FILE", "run the node's processes from FILE until SIGINT/SIGTERM", run},
     {"help", "[SUBCOMMAND]", "show this help", help},
 };
 
@@ -105,6 +108,34 @@ int check_config(Args args) {
         std::cerr << relay::describe(e) << "\n";
         return kExitFailure;
     }
+}
+
+int run(Args args) {
+    if (args.size() == 1 && is_help_flag(args[0])) {
+        std::cout << "usage: relay run FILE\n"
+                     "Validates FILE, then starts relay-dataplane with it and keeps it running:\n"
+                     "a process that dies is restarted (1 s, 2 s, ... up to 30 s apart); one that\n"
+                     "fails 3 times right at start stops the node (exit 1).  SIGINT/SIGTERM stop\n"
+                     "every process and then relay run (exit 0).\n";
+        return kExitOk;
+    }
+    if (args.empty()) return usage_error("run: missing FILE");
+    if (args.size() > 1) return usage_error("run: unexpected argument '" + args[1] + "'");
+    const std::string& path = args[0];
+    try {
+        relay::Config config = relay::load_config_file(path);
+        std::cout << "relay run: " << summarise(config) << "\n";
+    } catch (const relay::ConfigError& e) {
+        std::cerr << relay::describe(e) << "\n";
+        return kExitFailure;
+    }
+    const std::string dataplane = relay::find_program("relay-dataplane", "dataplane");
+    if (dataplane.empty()) {
+        std::cerr << "relay run: relay-dataplane not found next to relay or in the build tree\n";
+        return kExitFailure;
+    }
+    std::cout.flush();
+    return relay::supervise({{"relay-dataplane", {dataplane, "--config", path}}});
 }
 
 int help(Args args) {
