@@ -6,6 +6,7 @@
 // schema, and every error carries the dotted key path and the 1-based line.
 #include "relay/config.hpp"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -637,17 +638,68 @@ class ConfigParser {
 
 }  // namespace
 
-Config load_config_text(const std::string& yaml_text, const std::string& source_name) {
-    std::vector<YAML::Node> documents;
-    try {
-        documents = YAML::LoadAll(yaml_text);
-    } catch (const YAML::Exception& e) {
-        throw ConfigError(source_name, line_of(e.mark), "", "YAML syntax error: " + e.msg);
+namespace {
+
+// Records where each document starts and ignores everything else.
+class DocumentStarts : public YAML::EventHandler {
+  public:
+    std::vector<YAML::Mark> starts;
+
+    void OnDocumentStart(const YAML::Mark& mark) override { starts.push_back(mark); }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  const std::string&) override {}
+    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                         YAML::EmitterStyle::value) override {}
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                    YAML::EmitterStyle::value) override {}
+    void OnMapEnd() override {}
+};
+
+std::string character_at(const std::string& text, const YAML::Mark& mark) {
+    size_t line_start = 0;
+    for (int line = 0; line < mark.line && line_start != std::string::npos; ++line) {
+        line_start = text.find('\n', line_start);
+        if (line_start != std::string::npos) ++line_start;
     }
-    if (documents.size() > 1)
-        throw ConfigError(source_name, line_of(documents[1].Mark()), "",
-                          "only one YAML document is allowed");
-    YAML::Node root = documents.empty() ? YAML::Node() : documents.front();
+    size_t at = line_start == std::string::npos ? text.size() : line_start + size_t(mark.column);
+    return at < text.size() ? in_quotes(std::string(1, text[at])) : "end of file";
+}
+
+// The file's one document (a null node when there is none).  Not YAML::LoadAll:
+// in yaml-cpp 0.7 a stray "," makes it loop forever adding null documents until
+// memory runs out (jbeder/yaml-cpp#1040, fixed upstream after 0.8 by PR #1319).
+// Instead the documents are counted with at most two parser calls, then the
+// first is loaded.
+YAML::Node load_single_document(const std::string& text, const std::string& source) {
+    try {
+        std::istringstream stream(text);
+        YAML::Parser parser(stream);
+        DocumentStarts documents;
+        if (parser.HandleNextDocument(documents) && parser.HandleNextDocument(documents) &&
+            documents.starts.size() >= 2) {
+            const YAML::Mark& first = documents.starts[0];
+            const YAML::Mark& second = documents.starts[1];
+            // A "document" that starts where the previous one did means the parser
+            // consumed nothing: it is stuck on a token it cannot use.
+            if (second.pos == first.pos)
+                throw ConfigError(source, line_of(second), "",
+                                  "YAML syntax error: unexpected " + character_at(text, second));
+            throw ConfigError(source, line_of(second), "", "only one YAML document is allowed");
+        }
+        return YAML::Load(text);
+    } catch (const YAML::Exception& e) {
+        throw ConfigError(source, line_of(e.mark), "", "YAML syntax error: " + e.msg);
+    }
+}
+
+}  // namespace
+
+Config load_config_text(const std::string& yaml_text, const std::string& source_name) {
+    YAML::Node root = load_single_document(yaml_text, source_name);
     if (root.IsNull())
         throw ConfigError(source_name, 0, "dataplane", "missing required key (the file is empty)");
     Config config = ConfigParser(source_name, yaml_text).parse(root);
