@@ -289,18 +289,33 @@ Verdict PacketProcessor::handle_wireguard(Session& s, uint32_t slot, uint8_t* fr
             me.cand_ip = src.ip;
             me.cand_port = src.port;
             me.cand_sender_index = load_le32(payload + wg::kSenderIndex);
-            if (peer.latched) return forward(s, sender, 1 - sender, frame, ip, {peer.ip, peer.port}, port, now);
-            if (peer.has_candidate)
-                return forward(s, sender, 1 - sender, frame, ip, {peer.cand_ip, peer.cand_port}, port, now);
-            me.counters.dropped++;
-            return drop(DropReason::not_latched);
+            me.cand_forwarded = false;
+            SocketAddress to;
+            if (peer.latched)
+                to = {peer.ip, peer.port};
+            else if (peer.has_candidate)
+                to = {peer.cand_ip, peer.cand_port};
+            else {
+                me.counters.dropped++;
+                return drop(DropReason::not_latched);
+            }
+            const Verdict v = forward(s, sender, 1 - sender, frame, ip, to, port, now);
+            if (v.action == Action::transmit) {
+                me.cand_forwarded = true;
+                me.cand_forwarded_ip = to.ip;
+                me.cand_forwarded_port = to.port;
+            }
+            return v;
         }
 
         // A response confirms the candidate whose initiation it answers, and
-        // latches the responder where it answered from: only a live peer can
-        // answer a fresh sender index, which a replayed initiation never gets.
+        // latches the responder where it answered from.  It must come from
+        // where that initiation was forwarded: the real peer there rejects a
+        // replayed initiation, and a replayed response from anywhere else is
+        // refused, so replays never move a latch.
         const uint32_t answered = load_le32(payload + wg::kResponseReceiverIndex);
-        if (!peer.has_candidate || peer.cand_sender_index != answered) {
+        if (!peer.has_candidate || peer.cand_sender_index != answered || !peer.cand_forwarded ||
+            peer.cand_forwarded_ip != src.ip || peer.cand_forwarded_port != src.port) {
             me.counters.latch_refused++;
             me.counters.dropped++;
             stats_.latch_refused.add();

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 #include "worker.hpp"
 
@@ -89,8 +90,14 @@ void setup_ports(const DataplaneConfig& config, DataplaneState& state,
                                      " are needed (workers + 1); for net_af_packet set qpairs=" +
                                      std::to_string(tx_queues));
         unsigned rx_queues = info.max_rx_queues < workers ? info.max_rx_queues : workers;
-        // net_tap insists on as many RX as TX queues; the workers share the extra ones.
-        if (std::strcmp(info.driver_name, "net_tap") == 0) rx_queues = tx_queues;
+        // Some virtual devices fix their queues when they are created and the
+        // kernel spreads flows over all of them (net_af_packet's qpairs,
+        // net_af_xdp's queue_count): every one must be polled or those flows
+        // are lost.  net_tap insists on as many RX as TX queues.  The workers
+        // share the extra queues (queue q -> worker q % workers).
+        const std::string_view driver = info.driver_name;
+        if (driver == "net_af_packet" || driver == "net_af_xdp") rx_queues = info.max_rx_queues;
+        if (driver == "net_tap") rx_queues = tx_queues;
 
         rte_eth_conf conf{};
         bool rss = false;

@@ -44,6 +44,11 @@ struct SideState {
     Ipv4 cand_ip = 0;
     uint16_t cand_port = 0;
     uint32_t cand_sender_index = 0;
+    // Where the candidate's initiation was forwarded: only an answer from
+    // there can confirm it (a replayed response from elsewhere cannot).
+    bool cand_forwarded = false;
+    Ipv4 cand_forwarded_ip = 0;
+    uint16_t cand_forwarded_port = 0;
     uint64_t bind_counter = 0;  // last accepted bind counter (bind policy)
     Ipv4Prefix allowed{};
     Gcra packets;

@@ -461,27 +461,24 @@ class Timeline {
         mark(generator_interrupted_, from, to);
     }
 
-    struct CleanThroughput {
-        double mpps = 0;            // packets per second over the clean slices
-        double clean_fraction = 0;  // share of the window that was clean
-        double busy_ratio = 0;      // worker's share of the clean slices spent in bursts
-    };
-    // The first and the last (partial) slice never count.
-    CleanThroughput clean_throughput(double tsc_hz) const {
+    // Totals over the clean slices (neither thread descheduled).  The first
+    // and the last (partial) slice never count.
+    struct CleanSlices {
         uint64_t packets = 0;
-        uint64_t busy_cycles = 0;
-        size_t clean = 0;
+        uint64_t busy_cycles = 0;    // of the worker
+        uint64_t cycles = 0;         // length of the clean slices
+        uint64_t window_cycles = 0;  // length of the whole window
+    };
+    CleanSlices clean_slices() const {
+        CleanSlices clean;
+        clean.window_cycles = stop_at_ - measure_at_;
         for (size_t i = 1; i + 1 < packets_.size(); ++i) {
             if (worker_interrupted_[i] || generator_interrupted_[i]) continue;
-            packets += packets_[i];
-            busy_cycles += busy_cycles_[i];
-            ++clean;
+            clean.packets += packets_[i];
+            clean.busy_cycles += busy_cycles_[i];
+            clean.cycles += uint64_t{1} << shift_;
         }
-        const uint64_t clean_cycles = clean << shift_;
-        const double clean_s = static_cast<double>(clean_cycles) / tsc_hz;
-        const double window_s = static_cast<double>(stop_at_ - measure_at_) / tsc_hz;
-        return {ratio_or_nan(packets, clean_cycles) * tsc_hz / 1e6, clean_s / window_s,
-                ratio_or_nan(busy_cycles, clean_cycles)};
+        return clean;
     }
 
   private:
@@ -816,22 +813,71 @@ class Generator {
 // One timed run
 // ---------------------------------------------------------------------------
 
-struct RunResult {
+// What one mode (baseline or relay) of one scenario measured, summed over
+// its rounds.
+struct RunTotals {
     WorkerResult worker;
     GeneratorResult generator;
-    double duration_s = 0;         // the timed window, wall clock
-    double interrupted_s = 0;      // of it, the worker was descheduled
+    Timeline::CleanSlices clean;
+
+    void add(const WorkerResult& w, const GeneratorResult& g, const Timeline::CleanSlices& c) {
+        worker.packets += w.packets;
+        worker.timed_packets += w.timed_packets;
+        worker.busy_cycles += w.busy_cycles;
+        worker.idle_cycles += w.idle_cycles;
+        worker.interrupted_cycles += w.interrupted_cycles;
+        worker.bursts += w.bursts;
+        worker.interruptions += w.interruptions;
+        worker.window_cycles += w.window_cycles;
+        worker.drops += w.drops;
+        worker.tx_unsent += w.tx_unsent;
+        generator.busy_cycles += g.busy_cycles;
+        generator.timed_packets += g.timed_packets;
+        generator.verified_samples += g.verified_samples;
+        if (generator.verify_failures == 0) generator.first_failure = g.first_failure;
+        generator.verify_failures += g.verify_failures;
+        generator.refilled += g.refilled;
+        clean.packets += c.packets;
+        clean.busy_cycles += c.busy_cycles;
+        clean.cycles += c.cycles;
+        clean.window_cycles += c.window_cycles;
+    }
+};
+
+struct RunFigures {
+    double duration_s = 0;         // the timed windows, wall clock
+    double interrupted_s = 0;      // of them, the worker was descheduled
     double mpps = 0;               // over the slices where neither thread was descheduled
-    double clean_fraction = 0;     // share of the window those slices cover
-    double wall_mpps = 0;          // all packets of the window / duration_s
+    double clean_fraction = 0;     // share of the windows those slices cover
+    double wall_mpps = 0;          // all packets / duration_s
     double cycles_per_packet = 0;  // worker: busy cycles / timed packets
     double busy_ratio = 0;         // worker, clean slices: busy share; < 1: it waited for packets
     double generator_cycles_per_packet = 0;
+    bool verified = false;  // samples were checked and all were right
 };
+
+RunFigures figures_of(const RunTotals& totals) {
+    const auto hz = static_cast<double>(rte_get_tsc_hz());
+    const WorkerResult& worker = totals.worker;
+    RunFigures figures;
+    figures.duration_s = static_cast<double>(worker.window_cycles) / hz;
+    figures.interrupted_s = static_cast<double>(worker.interrupted_cycles) / hz;
+    figures.mpps = ratio_or_nan(totals.clean.packets, totals.clean.cycles) * hz / 1e6;
+    figures.clean_fraction = ratio_or_nan(totals.clean.cycles, totals.clean.window_cycles);
+    figures.wall_mpps = ratio_or_nan(worker.packets, worker.window_cycles) * hz / 1e6;
+    figures.cycles_per_packet = ratio_or_nan(worker.busy_cycles, worker.timed_packets);
+    figures.busy_ratio = ratio_or_nan(totals.clean.busy_cycles, totals.clean.cycles);
+    figures.generator_cycles_per_packet =
+        ratio_or_nan(totals.generator.busy_cycles, totals.generator.timed_packets);
+    figures.verified =
+        totals.generator.verified_samples > 0 && totals.generator.verify_failures == 0;
+    return figures;
+}
 
 struct DataplaneOptions {
     double duration_s = 2.0;
-    double warmup_s = 0.5;
+    double warmup_s = 0.2;
+    uint32_t rounds = 4;
     std::vector<uint32_t> session_counts{1, 1000, 100000};
     std::vector<uint32_t> frame_sizes{64, 1420};
     uint32_t inflight = 4096;
@@ -840,17 +886,18 @@ struct DataplaneOptions {
     bool help = false;
 };
 
-std::optional<RunResult> run_timed(Harness& harness, const Traffic& traffic, ForwardingMode mode,
-                                   dp::PacketProcessor* processor, const DataplaneOptions& options,
-                                   std::string& error) {
+// One timed window of `duration_s` after `warmup_s`, added to `totals`.
+bool run_timed(Harness& harness, const Traffic& traffic, ForwardingMode mode,
+               dp::PacketProcessor* processor, double warmup_s, double duration_s,
+               RunTotals& totals, std::string& error) {
     Generator generator(harness, traffic);
-    if (!generator.prime(error)) return std::nullopt;
+    if (!generator.prime(error)) return false;
     const uint64_t tsc_hz = rte_get_tsc_hz();
     const uint64_t interrupted_cycles = tsc_hz / 1'000'000 * kInterruptionThresholdUs;
     const uint64_t measure_at =
-        rte_rdtsc() + static_cast<uint64_t>(options.warmup_s * static_cast<double>(tsc_hz));
-    Timeline timeline(measure_at, measure_at + static_cast<uint64_t>(options.duration_s *
-                                                                     static_cast<double>(tsc_hz)));
+        rte_rdtsc() + static_cast<uint64_t>(warmup_s * static_cast<double>(tsc_hz));
+    Timeline timeline(measure_at,
+                      measure_at + static_cast<uint64_t>(duration_s * static_cast<double>(tsc_hz)));
     WorkerContext context;
     context.eth_port = harness.eth_port;
     context.mode = mode;
@@ -860,32 +907,18 @@ std::optional<RunResult> run_timed(Harness& harness, const Traffic& traffic, For
     if (rte_eal_remote_launch(worker_main, &context, harness.worker_lcore) != 0) {
         error = "could not launch the worker lcore";
         drain(harness);
-        return std::nullopt;
+        return false;
     }
-    RunResult run;
-    run.generator = generator.run(context, timeline, interrupted_cycles);
+    const GeneratorResult generated = generator.run(context, timeline, interrupted_cycles);
     rte_eal_wait_lcore(harness.worker_lcore);
     drain(harness);
     if (rte_mempool_avail_count(harness.pool) != harness.inflight) {
         error = "mbufs lost: " +
                 std::to_string(harness.inflight - rte_mempool_avail_count(harness.pool));
-        return std::nullopt;
+        return false;
     }
-
-    run.worker = context.result;
-    const WorkerResult& worker = run.worker;
-    const auto hz = static_cast<double>(tsc_hz);
-    const Timeline::CleanThroughput clean = timeline.clean_throughput(hz);
-    run.duration_s = static_cast<double>(worker.window_cycles) / hz;
-    run.interrupted_s = static_cast<double>(worker.interrupted_cycles) / hz;
-    run.mpps = clean.mpps;
-    run.clean_fraction = clean.clean_fraction;
-    run.wall_mpps = ratio_or_nan(worker.packets, worker.window_cycles) * hz / 1e6;
-    run.cycles_per_packet = ratio_or_nan(worker.busy_cycles, worker.timed_packets);
-    run.busy_ratio = clean.busy_ratio;
-    run.generator_cycles_per_packet =
-        ratio_or_nan(run.generator.busy_cycles, run.generator.timed_packets);
-    return run;
+    totals.add(context.result, generated, timeline.clean_slices());
+    return true;
 }
 
 // ---------------------------------------------------------------------------
@@ -933,25 +966,34 @@ std::optional<ScenarioResult> run_scenario(Harness& harness, RelayNode& node, ui
     for (unsigned r = 0; r < dp::kDropReasonCount; ++r)
         drops_before[r] = node.stats->drops[r].get();
 
+    // The two modes alternate in rounds (baseline, relay, relay, baseline, ...)
+    // so that both see the same share of whatever else the machine is doing.
     const MemoryUse memory_before = memory_use();
-    const auto baseline =
-        run_timed(harness, traffic, ForwardingMode::mac_swap, nullptr, options, error);
-    if (!baseline) return std::nullopt;
-    const auto relay =
-        run_timed(harness, traffic, ForwardingMode::relay, node.processor.get(), options, error);
-    if (!relay) return std::nullopt;
+    RunTotals baseline_totals;
+    RunTotals relay_totals;
+    const double round_s = options.duration_s / options.rounds;
+    for (uint32_t round = 0; round < options.rounds; ++round) {
+        for (const bool relay_turn : {round % 2 == 1, round % 2 == 0}) {
+            const bool ok =
+                relay_turn
+                    ? run_timed(harness, traffic, ForwardingMode::relay, node.processor.get(),
+                                options.warmup_s, round_s, relay_totals, error)
+                    : run_timed(harness, traffic, ForwardingMode::mac_swap, nullptr,
+                                options.warmup_s, round_s, baseline_totals, error);
+            if (!ok) return std::nullopt;
+        }
+    }
     const MemoryUse memory_after = memory_use();
+    const RunFigures relay = figures_of(relay_totals);
+    const RunFigures baseline = figures_of(baseline_totals);
+    const WorkerResult& relay_worker = relay_totals.worker;
 
-    const bool verified =
-        relay->generator.verified_samples > 0 && relay->generator.verify_failures == 0;
-    const bool baseline_verified =
-        baseline->generator.verified_samples > 0 && baseline->generator.verify_failures == 0;
     ScenarioResult result;
     result.sessions = node.sessions;
     result.frame_bytes = frame_bytes;
-    result.mpps = relay->mpps;
-    result.own_cycles_per_packet = relay->cycles_per_packet - baseline->cycles_per_packet;
-    result.correct = verified && relay->worker.drops == 0 && relay->worker.tx_unsent == 0;
+    result.mpps = relay.mpps;
+    result.own_cycles_per_packet = relay.cycles_per_packet - baseline.cycles_per_packet;
+    result.correct = relay.verified && relay_worker.drops == 0 && relay_worker.tx_unsent == 0;
 
     const auto tsc_hz = static_cast<double>(rte_get_tsc_hz());
     JsonLine line;
@@ -959,39 +1001,39 @@ std::optional<ScenarioResult> run_scenario(Harness& harness, RelayNode& node, ui
                              std::to_string(frame_bytes) + "B")
         .add("sessions", node.sessions)
         .add("packet_bytes", frame_bytes)
-        .add("mpps", relay->mpps)
-        .add("cycles_per_packet", relay->cycles_per_packet, 1)
-        .add("baseline_mpps", baseline->mpps)
-        .add("baseline_cycles_per_packet", baseline->cycles_per_packet, 1)
+        .add("mpps", relay.mpps)
+        .add("cycles_per_packet", relay.cycles_per_packet, 1)
+        .add("baseline_mpps", baseline.mpps)
+        .add("baseline_cycles_per_packet", baseline.cycles_per_packet, 1)
         .add("own_cycles_per_packet", result.own_cycles_per_packet, 1)
-        .add("packets", relay->worker.packets)
-        .add("duration_s", relay->duration_s)
-        .add("baseline_packets", baseline->worker.packets)
-        .add("baseline_duration_s", baseline->duration_s)
-        .add("capacity_mpps", tsc_hz / relay->cycles_per_packet / 1e6)
-        .add("baseline_capacity_mpps", tsc_hz / baseline->cycles_per_packet / 1e6)
-        .add("wall_mpps", relay->wall_mpps)
-        .add("baseline_wall_mpps", baseline->wall_mpps)
-        .add("clean_fraction", relay->clean_fraction)
-        .add("baseline_clean_fraction", baseline->clean_fraction)
-        .add("interrupted_s", relay->interrupted_s)
-        .add("baseline_interrupted_s", baseline->interrupted_s)
-        .add("generator_cycles_per_packet", relay->generator_cycles_per_packet, 1)
-        .add("baseline_generator_cycles_per_packet", baseline->generator_cycles_per_packet, 1)
-        .add("worker_busy_ratio", relay->busy_ratio)
-        .add("baseline_worker_busy_ratio", baseline->busy_ratio)
-        .add("packets_per_burst", ratio_or_nan(relay->worker.timed_packets, relay->worker.bursts),
-             1)
-        .add("drops", relay->worker.drops)
+        .add("packets", relay_worker.packets)
+        .add("duration_s", relay.duration_s)
+        .add("baseline_packets", baseline_totals.worker.packets)
+        .add("baseline_duration_s", baseline.duration_s)
+        .add("rounds", options.rounds)
+        .add("capacity_mpps", tsc_hz / relay.cycles_per_packet / 1e6)
+        .add("baseline_capacity_mpps", tsc_hz / baseline.cycles_per_packet / 1e6)
+        .add("wall_mpps", relay.wall_mpps)
+        .add("baseline_wall_mpps", baseline.wall_mpps)
+        .add("clean_fraction", relay.clean_fraction)
+        .add("baseline_clean_fraction", baseline.clean_fraction)
+        .add("interrupted_s", relay.interrupted_s)
+        .add("baseline_interrupted_s", baseline.interrupted_s)
+        .add("generator_cycles_per_packet", relay.generator_cycles_per_packet, 1)
+        .add("baseline_generator_cycles_per_packet", baseline.generator_cycles_per_packet, 1)
+        .add("worker_busy_ratio", relay.busy_ratio)
+        .add("baseline_worker_busy_ratio", baseline.busy_ratio)
+        .add("packets_per_burst", ratio_or_nan(relay_worker.timed_packets, relay_worker.bursts), 1)
+        .add("drops", relay_worker.drops)
         .add_raw("drop_reasons", drop_reasons_json(drops_before, *node.stats))
-        .add("tx_unsent", relay->worker.tx_unsent + baseline->worker.tx_unsent)
-        .add("verified", verified)
-        .add("verified_samples", relay->generator.verified_samples)
-        .add("baseline_verified", baseline_verified);
-    if (!verified && !relay->generator.first_failure.empty())
-        line.add("verify_failure", relay->generator.first_failure);
-    if (!baseline_verified && !baseline->generator.first_failure.empty())
-        line.add("baseline_verify_failure", baseline->generator.first_failure);
+        .add("tx_unsent", relay_worker.tx_unsent + baseline_totals.worker.tx_unsent)
+        .add("verified", relay.verified)
+        .add("verified_samples", relay_totals.generator.verified_samples)
+        .add("baseline_verified", baseline.verified);
+    if (!relay.verified && !relay_totals.generator.first_failure.empty())
+        line.add("verify_failure", relay_totals.generator.first_failure);
+    if (!baseline.verified && !baseline_totals.generator.first_failure.empty())
+        line.add("baseline_verify_failure", baseline_totals.generator.first_failure);
     line.add("max_rss_kb_before", memory_before.max_rss_kb)
         .add("max_rss_kb_after", memory_after.max_rss_kb)
         .add("rss_kb_before", memory_before.rss_kb)
@@ -1141,6 +1183,13 @@ std::optional<DataplaneOptions> parse_options(int argc, char** argv, std::string
                         std::to_string(kMinFrameBytes) + " and " + std::to_string(kMaxFrameBytes);
                 return std::nullopt;
             }
+        } else if (argument == "--rounds") {
+            if (!take_value()) return std::nullopt;
+            if (!parse_number(value, options.rounds) || options.rounds < 1 ||
+                options.rounds > 100) {
+                error = "--rounds: between 1 and 100";
+                return std::nullopt;
+            }
         } else if (argument == "--inflight") {
             if (!take_value()) return std::nullopt;
             if (!parse_number(value, options.inflight) || options.inflight < 2 * kBurst ||
@@ -1184,8 +1233,9 @@ void print_dataplane_usage(std::FILE* out) {
         "  MAC-swap loop on the same harness; one JSON line per scenario, then a summary.\n\n"
         "  --sessions LIST  session counts, comma-separated (default 1,1000,100000)\n"
         "  --sizes LIST     frame sizes in bytes without FCS, %u..%u (default 64,1420)\n"
-        "  --duration S     timed seconds per run (default 2)\n"
-        "  --warmup S       untimed seconds before each run (default 0.5)\n"
+        "  --duration S     timed seconds per scenario and mode (default 2)\n"
+        "  --rounds N       split them into N alternating baseline/relay rounds (default 4)\n"
+        "  --warmup S       untimed seconds before each round of each mode (default 0.2)\n"
         "  --inflight N     mbufs circulating between generator and worker (default 4096)\n"
         "  --eal \"ARGS\"     EAL arguments, replacing the default\n"
         "                   \"--no-huge -m 1024 --no-pci --file-prefix relay-bench-<pid>\n"

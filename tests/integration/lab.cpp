@@ -215,6 +215,12 @@ UdpSocket UdpSocket::open_in(const std::string& ns, SocketAddress local) {
     return run_in_netns(ns, [local] {
         FileDescriptor fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
         if (!fd) throw std::runtime_error(errno_text("socket"));
+        // Room for a whole test burst: the default buffer (~208 KiB of skb truesize) overflows
+        // after some 180 forwarded frames, which shows up as UDP RcvbufErrors.
+        const int buffer_bytes = 8 << 20;
+        if (::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUFFORCE, &buffer_bytes,
+                         sizeof buffer_bytes) != 0)
+            throw std::runtime_error(errno_text("SO_RCVBUFFORCE"));
         sockaddr_in a = to_sockaddr(local);
         if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
             throw std::runtime_error(errno_text("bind " + format_socket_address(local)));
@@ -297,18 +303,40 @@ uint16_t free_tcp_port(const std::string& ns, Ipv4 address) {
     });
 }
 
-void remove_stale_namespaces(const std::string& prefix) {
+namespace {
+
+// The PID in NAME when NAME is PREFIX-...-PID (namespaces) or PREFIX-PID-... (files).
+std::optional<pid_t> pid_in(const std::string& text) {
+    if (text.empty() || text.size() > 9 ||
+        text.find_first_not_of("0123456789") != std::string::npos)
+        return std::nullopt;
+    return static_cast<pid_t>(std::stol(text));
+}
+
+bool is_dead(pid_t pid) {
+    return pid != ::getpid() && ::kill(pid, 0) != 0 && errno == ESRCH;
+}
+
+}  // namespace
+
+void remove_stale_leftovers(const std::string& prefix) {
     std::error_code ec;
     for (const auto& entry : std::filesystem::directory_iterator("/run/netns", ec)) {
         const std::string name = entry.path().filename().string();
         if (name.rfind(prefix + "-", 0) != 0) continue;
-        const size_t dash = name.rfind('-');
-        const std::string pid_text = name.substr(dash + 1);
-        if (pid_text.empty() || pid_text.find_first_not_of("0123456789") != std::string::npos)
-            continue;
-        const pid_t pid = static_cast<pid_t>(std::stol(pid_text));
-        if (pid == ::getpid() || ::kill(pid, 0) == 0 || errno != ESRCH) continue;
-        run_command({"ip", "netns", "del", name});
+        const auto pid = pid_in(name.substr(name.rfind('-') + 1));
+        if (pid && is_dead(*pid)) run_command({"ip", "netns", "del", name});
+    }
+    for (const std::filesystem::path& dir :
+         {std::filesystem::temp_directory_path(), std::filesystem::path("/var/run/dpdk")}) {
+        for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+            const std::string name = entry.path().filename().string();
+            if (name.rfind(prefix + "-", 0) != 0) continue;
+            const std::string rest = name.substr(prefix.size() + 1);
+            const auto pid = pid_in(rest.substr(0, rest.find('-')));
+            std::error_code ignored;
+            if (pid && is_dead(*pid)) std::filesystem::remove_all(entry.path(), ignored);
+        }
     }
 }
 

@@ -183,8 +183,9 @@ std::string http_get(const std::string& ns, SocketAddress server, const std::str
 // A TCP port nobody listens on inside `ns` (asked from the kernel there).
 uint16_t free_tcp_port(const std::string& ns, Ipv4 address);
 
-// Removes leftovers of earlier runs that were killed before their destructors ran:
-// namespaces named PREFIX-*-PID whose PID is no longer alive.
-void remove_stale_namespaces(const std::string& prefix);
+// Removes leftovers of earlier runs that were killed before their destructors ran, by
+// processes that no longer exist: namespaces PREFIX-*-PID, and PREFIX-PID-* in the temp
+// directory and in DPDK's runtime directory /var/run/dpdk.
+void remove_stale_leftovers(const std::string& prefix);
 
 }  // namespace relay::lab
