@@ -1019,6 +1019,8 @@ std::optional<ScenarioResult> run_scenario(Harness& harness, RelayNode& node, ui
         .add("baseline_clean_fraction", baseline.clean_fraction)
         .add("interrupted_s", relay.interrupted_s)
         .add("baseline_interrupted_s", baseline.interrupted_s)
+        .add("interruptions", relay_worker.interruptions)
+        .add("baseline_interruptions", baseline_totals.worker.interruptions)
         .add("generator_cycles_per_packet", relay.generator_cycles_per_packet, 1)
         .add("baseline_generator_cycles_per_packet", baseline.generator_cycles_per_packet, 1)
         .add("worker_busy_ratio", relay.busy_ratio)
@@ -1027,6 +1029,7 @@ std::optional<ScenarioResult> run_scenario(Harness& harness, RelayNode& node, ui
         .add("drops", relay_worker.drops)
         .add_raw("drop_reasons", drop_reasons_json(drops_before, *node.stats))
         .add("tx_unsent", relay_worker.tx_unsent + baseline_totals.worker.tx_unsent)
+        .add("refilled_mbufs", relay_totals.generator.refilled + baseline_totals.generator.refilled)
         .add("verified", relay.verified)
         .add("verified_samples", relay_totals.generator.verified_samples)
         .add("baseline_verified", baseline.verified);
