@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 namespace relay::dp {
 
@@ -17,8 +18,21 @@ inline uint32_t checksum_partial(const uint8_t* data, size_t len, uint32_t sum =
 }
 
 inline uint16_t checksum_fold(uint32_t sum) {
-    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);  // two folds take any 32-bit sum to 16 bits
+    sum = (sum & 0xffff) + (sum >> 16);
     return static_cast<uint16_t>(sum);
+}
+
+// True when a 20-byte IPv4 header's checksum verifies.  Sums native-order
+// 32-bit words: the one's-complement sum does not depend on byte order
+// (RFC 1071 §2), and an all-ones result is the same in either order.
+inline bool ipv4_header_checksum_ok(const uint8_t* ip) {
+    uint32_t w[5];
+    std::memcpy(w, ip, sizeof w);
+    uint64_t sum = uint64_t{w[0]} + w[1] + w[2] + w[3] + w[4];
+    sum = (sum & 0xffffffffu) + (sum >> 32);
+    sum = (sum & 0xffffffffu) + (sum >> 32);
+    return checksum_fold(static_cast<uint32_t>(sum)) == 0xffff;
 }
 
 // The value to store in a checksum field.

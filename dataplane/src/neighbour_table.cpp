@@ -1,6 +1,7 @@
 #include "neighbour_table.hpp"
 
 #include <bit>
+#include <cstring>
 
 namespace relay::dp {
 
@@ -16,10 +17,8 @@ uint64_t pack_mac(const MacAddr& mac) {
 
 MacAddr unpack_mac(uint64_t bits) {
     MacAddr mac;
-    for (int i = 5; i >= 0; --i) {
-        mac.bytes[i] = static_cast<uint8_t>(bits);
-        bits >>= 8;
-    }
+    const uint64_t be = __builtin_bswap64(bits << 16);  // the 6 MAC bytes first, in order
+    std::memcpy(mac.bytes.data(), &be, 6);
     return mac;
 }
 
@@ -29,7 +28,8 @@ NeighbourTable::NeighbourTable(uint32_t capacity) {
     slots_ = std::make_unique<Slot[]>(size);
 }
 
-bool NeighbourTable::lookup(uint16_t port, Ipv4 ip, uint64_t now, MacAddr& mac) const {
+bool NeighbourTable::lookup(uint16_t port, Ipv4 ip, uint64_t now, MacAddr& mac,
+                            uint64_t* expires) const {
     uint32_t i = home(port, ip);
     for (unsigned probe = 0; probe < kProbe; ++probe, i = (i + 1) & mask_) {
         const Slot& s = slots_[i];
@@ -44,6 +44,7 @@ bool NeighbourTable::lookup(uint16_t port, Ipv4 ip, uint64_t now, MacAddr& mac) 
         if (sip == ip && (pm >> 48) == port) {
             if (exp <= now) return false;
             mac = unpack_mac(pm & 0xffffffffffffull);
+            if (expires) *expires = exp;
             return true;
         }
     }

@@ -18,7 +18,9 @@ public:
     explicit NeighbourTable(uint32_t capacity = 4096);
 
     // Worker side: true and `mac` filled when a live entry exists.
-    bool lookup(uint16_t port, Ipv4 ip, uint64_t now, MacAddr& mac) const;
+    // `expires` (optional) receives the entry's expiry.
+    bool lookup(uint16_t port, Ipv4 ip, uint64_t now, MacAddr& mac,
+                uint64_t* expires = nullptr) const;
 
     // Writer side (one thread).  Returns false when the table is full.
     bool update(uint16_t port, Ipv4 ip, const MacAddr& mac, uint64_t expires);

@@ -91,8 +91,7 @@ Verdict PacketProcessor::process(uint8_t* frame, uint32_t len, uint16_t port, ui
     if ((ver_ihl & 0x0f) != 5) return drop(DropReason::ip_options);
     const uint16_t total_len = load_be16(ip + kIpTotalLen);
     if (total_len < kIpv4HeaderLen || total_len > avail) return drop(DropReason::malformed_ipv4);
-    if (checksum_fold(checksum_partial(ip, kIpv4HeaderLen)) != 0xffff)
-        return drop(DropReason::malformed_ipv4);
+    if (!ipv4_header_checksum_ok(ip)) return drop(DropReason::malformed_ipv4);
     if (load_be16(ip + kIpFragOff) & (kIpFlagMoreFragments | kIpFragOffsetMask))
         return drop(DropReason::fragment);
 
@@ -185,14 +184,40 @@ Verdict PacketProcessor::handle_icmp(uint8_t* frame, uint8_t* ip, uint32_t total
     return {Action::transmit, DropReason::none};
 }
 
+Verdict PacketProcessor::refuse_latch(Session& s, int side) {
+    s.side[side].latch_refused++;
+    s.dropped[side]++;
+    stats_.latch_refused.add();
+    return drop(DropReason::latch_refused);
+}
+
+bool PacketProcessor::on_link(uint16_t port, Ipv4 ip) const {
+    const PortContext& pc = ports_[port];
+    for (unsigned i = 0; i < pc.address_count; ++i)
+        if (pc.addresses[i].contains(ip)) return true;
+    return false;
+}
+
+void PacketProcessor::latch(Session& s, int side, SocketAddress at, uint16_t port) {
+    Endpoint& ep = s.ep[side];
+    if (ep.latched && ep.ip == at.ip && ep.port == at.port) return;
+    ep.ip = at.ip;
+    ep.port = at.port;
+    ep.on_link = on_link(port, at.ip);  // decided once, not per packet
+    ep.latched = true;
+    s.side[side].latches++;
+    stats_.latches.add();
+}
+
 Verdict PacketProcessor::handle_udp(uint8_t* frame, uint8_t* ip, uint32_t total_len, uint16_t port,
                                     uint8_t addr_index, uint64_t now) {
     if (total_len < kIpv4HeaderLen + kUdpHeaderLen) return drop(DropReason::malformed_udp);
     uint8_t* udp = ip + kIpv4HeaderLen;
     const uint16_t udp_len = load_be16(udp + kUdpLen);
     if (udp_len != total_len - kIpv4HeaderLen) return drop(DropReason::malformed_udp);
-    const SocketAddress src{load_be32(ip + kIpSrc), load_be16(udp + kUdpSrcPort)};
-    if (src.port == 0) return drop(DropReason::bad_source);
+    Datagram d{frame, ip, udp + kUdpHeaderLen, static_cast<uint32_t>(udp_len - kUdpHeaderLen), total_len,
+               {load_be32(ip + kIpSrc), load_be16(udp + kUdpSrcPort)}, port};
+    if (d.src.port == 0) return drop(DropReason::bad_source);
     const uint16_t relay_port = load_be16(udp + kUdpDstPort);
 
     if (!owns(relay_port)) {
@@ -206,60 +231,64 @@ Verdict PacketProcessor::handle_udp(uint8_t* frame, uint8_t* ip, uint32_t total_
         return drop(DropReason::session_expired);
 
     int from = -1;
-    if (s.side[0].latched && s.side[0].ip == src.ip && s.side[0].port == src.port)
+    if (s.ep[0].latched && s.ep[0].ip == d.src.ip && s.ep[0].port == d.src.port)
         from = 0;
-    else if (s.side[1].latched && s.side[1].ip == src.ip && s.side[1].port == src.port)
+    else if (s.ep[1].latched && s.ep[1].ip == d.src.ip && s.ep[1].port == d.src.port)
         from = 1;
 
-    uint8_t* payload = udp + kUdpHeaderLen;
-    const uint32_t plen = udp_len - kUdpHeaderLen;
-    if (s.policy == LatchPolicy::wireguard)
-        return handle_wireguard(s, slot, frame, ip, payload, plen, from, src, port, now);
-    return handle_bind(s, slot, frame, ip, payload, plen, from, src, port, now);
+    // Fast path: data between latched endpoints (all that line 0 and 1 of
+    // the session hold).  WireGuard data is type 4 with three zero bytes.
+    const bool is_data =
+        s.policy == LatchPolicy::wireguard
+            ? d.payload_len >= 4 && load_le32(d.payload) == wg::kTypeData
+            : !(d.payload_len == bind::kLen &&
+                std::memcmp(d.payload, bind::kRequestMagic.data(), 4) == 0);
+    if (is_data) {
+        if (s.policy == LatchPolicy::wireguard && d.payload_len < wg::kDataMinLen)
+            return drop(DropReason::malformed_handshake);
+        if (from < 0) return drop(DropReason::not_latched);
+        const Endpoint& to = s.ep[1 - from];
+        if (!to.latched) {
+            s.dropped[from]++;
+            return drop(DropReason::not_latched);
+        }
+        if (s.limited && !within_limits(s, from, d.ip_len, now))
+            return drop(DropReason::rate_limited);
+        return forward(s, from, d, {to.ip, to.port}, to.on_link, now);
+    }
+    if (s.policy == LatchPolicy::wireguard) return handle_wireguard_handshake(s, slot, d, from, now);
+    return handle_bind(s, slot, d, from, now);
 }
 
 bool PacketProcessor::within_limits(Session& s, int from, uint32_t bytes, uint64_t now) {
-    SideState& side = s.side[from];
     // Check both buckets before taking from either, so a packet refused for
     // bytes does not consume a packet token.
-    Gcra packets = side.packets;
-    if (!packets.take(now, 1) || !side.bytes.take(now, bytes)) {
-        side.counters.rate_limited++;
-        side.counters.dropped++;
+    if (!s.packet_limit.conforms(s.packet_tat[from], now, 1) ||
+        !s.byte_limit.conforms(s.byte_tat[from], now, bytes)) {
+        s.rate_limited[from]++;
+        s.dropped[from]++;
         return false;
     }
-    side.packets = packets;
+    s.packet_limit.take(s.packet_tat[from], now, 1);
+    s.byte_limit.take(s.byte_tat[from], now, bytes);
     return true;
 }
 
-Verdict PacketProcessor::handle_wireguard(Session& s, uint32_t slot, uint8_t* frame, uint8_t* ip,
-                                          uint8_t* payload, uint32_t plen, int from,
-                                          SocketAddress src, uint16_t port, uint64_t now) {
+Verdict PacketProcessor::handle_wireguard_handshake(Session& s, uint32_t slot, Datagram& d,
+                                                    int from, uint64_t now) {
+    uint8_t* payload = d.payload;
+    const uint32_t plen = d.payload_len;
     if (plen < 4 || payload[1] != 0 || payload[2] != 0 || payload[3] != 0)
         return drop(DropReason::malformed_handshake);
     const uint8_t type = payload[0];
-    const uint32_t ip_len = load_be16(ip + kIpTotalLen);
 
-    if (type == wg::kTypeData) {
-        if (plen < wg::kDataMinLen) return drop(DropReason::malformed_handshake);
-        // Data flows only between confirmed endpoints.
-        if (from < 0) return drop(DropReason::not_latched);
-        const int to = 1 - from;
-        if (!s.side[to].latched) {
-            s.side[from].counters.dropped++;
-            return drop(DropReason::not_latched);
-        }
-        if (!within_limits(s, from, ip_len, now)) return drop(DropReason::rate_limited);
-        return forward(s, from, to, frame, ip, {s.side[to].ip, s.side[to].port}, port, now);
-    }
-
-    const SessionCold& cold = sessions_.cold(slot);
     if (type == wg::kTypeInitiation || type == wg::kTypeResponse) {
         const size_t expect_len = type == wg::kTypeInitiation ? wg::kInitiationLen : wg::kResponseLen;
         if (plen != expect_len) return drop(DropReason::malformed_handshake);
         if (!s.handshakes.take(now, 1)) return drop(DropReason::rate_limited);
         const size_t mac1_at = type == wg::kTypeInitiation ? wg::kInitiationMac1 : wg::kResponseMac1;
         const std::span<const uint8_t> msg(payload, plen);
+        const SessionCold& cold = sessions_.cold(slot);
         // mac1 is keyed with the receiver's public key: it tells who the sender is.
         // Try the side this source is latched to first.
         int sender = -1;
@@ -272,34 +301,32 @@ Verdict PacketProcessor::handle_wireguard(Session& s, uint32_t slot, uint8_t* fr
             stats_.latch_refused.add();
             return drop(DropReason::latch_refused);
         }
-        SideState& me = s.side[sender];
-        SideState& peer = s.side[1 - sender];
-        if (!me.allowed.contains(src.ip) ||
-            (from >= 0 && from != sender)) {  // a latched source cannot speak for the other side
-            me.counters.latch_refused++;
-            me.counters.dropped++;
-            stats_.latch_refused.add();
-            return drop(DropReason::latch_refused);
-        }
-        if (!within_limits(s, sender, ip_len, now)) return drop(DropReason::rate_limited);
+        SideLatch& me = s.side[sender];
+        SideLatch& peer = s.side[1 - sender];
+        const Endpoint& peer_ep = s.ep[1 - sender];
+        // A latched source cannot speak for the other side.
+        if (!me.allowed.contains(d.src.ip) || (from >= 0 && from != sender))
+            return refuse_latch(s, sender);
+        if (s.limited && !within_limits(s, sender, d.ip_len, now))
+            return drop(DropReason::rate_limited);
 
         if (type == wg::kTypeInitiation) {
             // A candidate until the other side answers this very initiation.
             me.has_candidate = true;
-            me.cand_ip = src.ip;
-            me.cand_port = src.port;
+            me.cand_ip = d.src.ip;
+            me.cand_port = d.src.port;
             me.cand_sender_index = load_le32(payload + wg::kSenderIndex);
             me.cand_forwarded = false;
             SocketAddress to;
-            if (peer.latched)
-                to = {peer.ip, peer.port};
+            if (peer_ep.latched)
+                to = {peer_ep.ip, peer_ep.port};
             else if (peer.has_candidate)
                 to = {peer.cand_ip, peer.cand_port};
             else {
-                me.counters.dropped++;
+                s.dropped[sender]++;
                 return drop(DropReason::not_latched);
             }
-            const Verdict v = forward(s, sender, 1 - sender, frame, ip, to, port, now);
+            const Verdict v = forward(s, sender, d, to, on_link(d.port, to.ip), now);
             if (v.action == Action::transmit) {
                 me.cand_forwarded = true;
                 me.cand_forwarded_ip = to.ip;
@@ -315,29 +342,13 @@ Verdict PacketProcessor::handle_wireguard(Session& s, uint32_t slot, uint8_t* fr
         // refused, so replays never move a latch.
         const uint32_t answered = load_le32(payload + wg::kResponseReceiverIndex);
         if (!peer.has_candidate || peer.cand_sender_index != answered || !peer.cand_forwarded ||
-            peer.cand_forwarded_ip != src.ip || peer.cand_forwarded_port != src.port) {
-            me.counters.latch_refused++;
-            me.counters.dropped++;
-            stats_.latch_refused.add();
-            return drop(DropReason::latch_refused);
-        }
-        if (!peer.latched || peer.ip != peer.cand_ip || peer.port != peer.cand_port) {
-            peer.ip = peer.cand_ip;
-            peer.port = peer.cand_port;
-            peer.latched = true;
-            peer.counters.latches++;
-            stats_.latches.add();
-        }
+            peer.cand_forwarded_ip != d.src.ip || peer.cand_forwarded_port != d.src.port)
+            return refuse_latch(s, sender);
+        latch(s, 1 - sender, {peer.cand_ip, peer.cand_port}, d.port);
         peer.has_candidate = false;
-        if (!me.latched || me.ip != src.ip || me.port != src.port) {
-            me.ip = src.ip;
-            me.port = src.port;
-            me.latched = true;
-            me.counters.latches++;
-            stats_.latches.add();
-        }
+        latch(s, sender, d.src, d.port);
         me.has_candidate = false;
-        return forward(s, sender, 1 - sender, frame, ip, {peer.ip, peer.port}, port, now);
+        return forward(s, sender, d, {peer_ep.ip, peer_ep.port}, peer_ep.on_link, now);
     }
 
     if (type == wg::kTypeCookieReply) {
@@ -346,73 +357,55 @@ Verdict PacketProcessor::handle_wireguard(Session& s, uint32_t slot, uint8_t* fr
         // other side's initiation, so it goes where that initiation came from.
         int sender = from;
         for (int i = 0; i < 2 && sender < 0; ++i)
-            if (s.side[i].has_candidate && s.side[i].cand_ip == src.ip && s.side[i].cand_port == src.port)
+            if (s.side[i].has_candidate && s.side[i].cand_ip == d.src.ip &&
+                s.side[i].cand_port == d.src.port)
                 sender = i;
         if (sender < 0) return drop(DropReason::not_latched);
-        SideState& peer = s.side[1 - sender];
-        if (!within_limits(s, sender, ip_len, now)) return drop(DropReason::rate_limited);
-        if (peer.has_candidate)
-            return forward(s, sender, 1 - sender, frame, ip, {peer.cand_ip, peer.cand_port}, port, now);
-        if (peer.latched) return forward(s, sender, 1 - sender, frame, ip, {peer.ip, peer.port}, port, now);
-        s.side[sender].counters.dropped++;
+        const SideLatch& peer = s.side[1 - sender];
+        const Endpoint& peer_ep = s.ep[1 - sender];
+        if (s.limited && !within_limits(s, sender, d.ip_len, now))
+            return drop(DropReason::rate_limited);
+        if (peer.has_candidate) {
+            const SocketAddress to{peer.cand_ip, peer.cand_port};
+            return forward(s, sender, d, to, on_link(d.port, to.ip), now);
+        }
+        if (peer_ep.latched) return forward(s, sender, d, {peer_ep.ip, peer_ep.port}, peer_ep.on_link, now);
+        s.dropped[sender]++;
         return drop(DropReason::not_latched);
     }
     return drop(DropReason::malformed_handshake);
 }
 
-Verdict PacketProcessor::handle_bind(Session& s, uint32_t slot, uint8_t* frame, uint8_t* ip,
-                                     uint8_t* payload, uint32_t plen, int from, SocketAddress src,
-                                     uint16_t port, uint64_t now) {
-    const uint32_t ip_len = load_be16(ip + kIpTotalLen);
-    const bool is_bind =
-        plen == bind::kLen && std::memcmp(payload, bind::kRequestMagic.data(), 4) == 0;
-    if (!is_bind) {
-        if (from < 0) return drop(DropReason::not_latched);
-        const int to = 1 - from;
-        if (!s.side[to].latched) {
-            s.side[from].counters.dropped++;
-            return drop(DropReason::not_latched);
-        }
-        if (!within_limits(s, from, ip_len, now)) return drop(DropReason::rate_limited);
-        return forward(s, from, to, frame, ip, {s.side[to].ip, s.side[to].port}, port, now);
-    }
-
+Verdict PacketProcessor::handle_bind(Session& s, uint32_t slot, Datagram& d, int from, uint64_t now) {
+    uint8_t* payload = d.payload;
     if (payload[4] != bind::kVersion || payload[5] > 1 || payload[6] != 0 || payload[7] != 0)
         return drop(DropReason::malformed_handshake);
     if (!s.handshakes.take(now, 1)) return drop(DropReason::rate_limited);
     const BindSecret& secret = sessions_.cold(slot).spec.bind_secret;
     const int side = payload[5];
-    SideState& me = s.side[side];
-    if (load_le64(payload + 8) != s.id || !bind::verify_mac(secret, payload, src) ||
-        (from >= 0 && from != side) || !me.allowed.contains(src.ip)) {
-        me.counters.latch_refused++;
-        me.counters.dropped++;
-        stats_.latch_refused.add();
-        return drop(DropReason::latch_refused);
-    }
+    SideLatch& me = s.side[side];
+    if (load_le64(payload + 8) != s.id || !bind::verify_mac(secret, payload, d.src) ||
+        (from >= 0 && from != side) || !me.allowed.contains(d.src.ip))
+        return refuse_latch(s, side);
 
     // Authenticated from here on, and the ack is no larger than the request.
     const uint64_t counter = load_le64(payload + 16);
+    const Endpoint& ep = s.ep[side];
     uint8_t status = bind::kStatusLatched;
     if (counter > me.bind_counter) {
-        if (!me.latched || me.ip != src.ip || me.port != src.port) {
-            me.ip = src.ip;
-            me.port = src.port;
-            me.latched = true;
-            me.counters.latches++;
-            stats_.latches.add();
-        }
+        latch(s, side, d.src, d.port);
         me.bind_counter = counter;
         s.last_activity = now;
-    } else if (!(counter == me.bind_counter && me.latched && me.ip == src.ip &&
-                 me.port == src.port)) {
+    } else if (!(counter == me.bind_counter && ep.latched && ep.ip == d.src.ip &&
+                 ep.port == d.src.port)) {
         // An older bind (a replay, or a reordered retry) must not move the latch.
         status = bind::kStatusStale;
-        me.counters.latch_refused++;
+        me.latch_refused++;
         stats_.latch_refused.add();
     }
-    bind::make_ack(payload, secret, status, src);
+    bind::make_ack(payload, secret, status, d.src);
 
+    uint8_t* ip = d.ip;
     uint8_t* udp = ip + kIpv4HeaderLen;
     uint8_t tmp[4];
     std::memcpy(tmp, ip + kIpSrc, 4);
@@ -423,40 +416,51 @@ Verdict PacketProcessor::handle_bind(Session& s, uint32_t slot, uint8_t* frame, 
     std::memcpy(tmp, udp + kUdpSrcPort, 2);
     std::memcpy(udp + kUdpSrcPort, udp + kUdpDstPort, 2);
     std::memcpy(udp + kUdpDstPort, tmp, 2);
-    set_udp_checksum(ip, udp, static_cast<uint16_t>(plen + kUdpHeaderLen));
-    reflect_ethernet(frame, port);
+    set_udp_checksum(ip, udp, static_cast<uint16_t>(d.payload_len + kUdpHeaderLen));
+    reflect_ethernet(d.frame, d.port);
     stats_.bind_acks.add();
     return {Action::transmit, DropReason::none};
 }
 
-Verdict PacketProcessor::forward(Session& s, int from, int to, uint8_t* frame, uint8_t* ip,
-                                 SocketAddress dst, uint16_t port, uint64_t now) {
-    const PortContext& pc = ports_[port];
-    Ipv4 next_hop = pc.gateway;
-    for (unsigned i = 0; i < pc.address_count; ++i) {
-        if (pc.addresses[i].contains(dst.ip)) {
-            next_hop = dst.ip;
-            break;
-        }
-    }
+Verdict PacketProcessor::forward(Session& s, int from, Datagram& d, SocketAddress dst,
+                                 bool dst_on_link, uint64_t now) {
+    const uint16_t port = d.port;
     MacAddr next_hop_mac;
-    if (next_hop == 0 || !neighbours_.lookup(port, next_hop, now, next_hop_mac)) {
-        if (next_hop != 0) emit(SlowPathEvent::Kind::resolve, port, next_hop, {});
-        s.side[from].counters.dropped++;
-        return drop(DropReason::no_neighbour);
+    if (dst_on_link) {
+        if (!neighbours_.lookup(port, dst.ip, now, next_hop_mac)) {
+            emit(SlowPathEvent::Kind::resolve, port, dst.ip, {});
+            s.dropped[from]++;
+            return drop(DropReason::no_neighbour);
+        }
+    } else {
+        // The gateway's MAC, looked up at most once a millisecond per port
+        // (never past the entry's own expiry).
+        GatewayCache& gw = gateway_cache_[port];
+        if (now >= gw.valid_until) {
+            const Ipv4 gateway = ports_[port].gateway;
+            uint64_t expires = 0;
+            if (gateway == 0 || !neighbours_.lookup(port, gateway, now, gw.mac, &expires)) {
+                gw.valid_until = 0;
+                if (gateway != 0) emit(SlowPathEvent::Kind::resolve, port, gateway, {});
+                s.dropped[from]++;
+                return drop(DropReason::no_neighbour);
+            }
+            const uint64_t soon = now + tsc_hz_ / 1000;
+            gw.valid_until = expires < soon ? expires : soon;
+        }
+        next_hop_mac = gw.mac;
     }
 
     // (peer, relay) -> (relay, other peer): the relay's address and port only
     // move from destination to source, so the checksums change by the peer's
     // address and port alone (plus TTL in the IP header).
+    uint8_t* ip = d.ip;
     uint8_t* udp = ip + kIpv4HeaderLen;
-    const Ipv4 peer_ip = load_be32(ip + kIpSrc);
-    const uint16_t peer_port = load_be16(udp + kUdpSrcPort);
     const uint16_t old_ttl_proto = load_be16(ip + kIpTtl);
     std::memcpy(ip + kIpSrc, ip + kIpDst, 4);
     store_be32(ip + kIpDst, dst.ip);
     ip[kIpTtl] = kOutputTtl;
-    const uint32_t addr_delta = checksum_delta32(peer_ip, dst.ip);
+    const uint32_t addr_delta = checksum_delta32(d.src.ip, dst.ip);
     store_be16(ip + kIpChecksum,
                checksum_adjust(load_be16(ip + kIpChecksum),
                                addr_delta + checksum_delta16(old_ttl_proto, load_be16(ip + kIpTtl))));
@@ -464,20 +468,17 @@ Verdict PacketProcessor::forward(Session& s, int from, int to, uint8_t* frame, u
     store_be16(udp + kUdpDstPort, dst.port);
     const uint16_t udp_sum = load_be16(udp + kUdpChecksum);
     if (udp_sum != 0) {  // 0: the sender did not use a checksum, keep it that way
-        uint16_t c = checksum_adjust(udp_sum, addr_delta + checksum_delta16(peer_port, dst.port));
+        uint16_t c = checksum_adjust(udp_sum, addr_delta + checksum_delta16(d.src.port, dst.port));
         store_be16(udp + kUdpChecksum, c == 0 ? 0xffff : c);
     }
-    store_mac(frame + kEthDst, next_hop_mac);
-    store_mac(frame + kEthSrc, pc.mac);
+    store_mac(d.frame + kEthDst, next_hop_mac);
+    store_mac(d.frame + kEthSrc, ports_[port].mac);
 
-    const uint32_t ip_len = load_be16(ip + kIpTotalLen);
-    s.side[from].counters.rx_packets++;
-    s.side[from].counters.rx_bytes += ip_len;
-    s.side[to].counters.tx_packets++;
-    s.side[to].counters.tx_bytes += ip_len;
+    s.rx_packets[from]++;
+    s.rx_bytes[from] += d.ip_len;
     s.last_activity = now;
     stats_.forwarded_packets.add();
-    stats_.forwarded_bytes.add(ip_len);
+    stats_.forwarded_bytes.add(d.ip_len);
     return {Action::transmit, DropReason::none};
 }
 
@@ -505,27 +506,34 @@ const uint32_t* PacketProcessor::peek_index(const uint8_t* frame, uint32_t len,
 
 void PacketProcessor::process_burst(uint8_t* const* frames, const uint32_t* lens, unsigned n,
                                     uint16_t port, uint64_t now, Verdict* verdicts) {
-    // Three stages ahead of the packet being processed: its frame, then its
-    // index entry, then its session, so that each load has had time to arrive.
-    constexpr unsigned kFrameAhead = 3;
-    const uint32_t* index[2] = {nullptr, nullptr};
-    for (unsigned i = 0; i < n && i < kFrameAhead; ++i) rte_prefetch0(frames[i]);
-    for (unsigned i = 0; i < n; ++i) {
-        if (i + kFrameAhead < n) rte_prefetch0(frames[i + kFrameAhead]);
-        if (i + 2 < n) {
-            index[(i + 2) & 1] = peek_index(frames[i + 2], lens[i + 2], port);
-            if (index[(i + 2) & 1]) rte_prefetch0(index[(i + 2) & 1]);
+    // Whole-burst stages, so that every load has a burst's worth of work to
+    // hide behind: the frames, then their index entries, then the two session
+    // lines forwarding touches, then the processing itself.
+    constexpr unsigned kChunk = 64;
+    const uint32_t* index[kChunk];
+    for (unsigned base = 0; base < n; base += kChunk) {
+        const unsigned m = n - base < kChunk ? n - base : kChunk;
+        for (unsigned i = 0; i < m; ++i) rte_prefetch0(frames[base + i]);
+        for (unsigned i = 0; i < m; ++i) {
+            index[i] = peek_index(frames[base + i], lens[base + i], port);
+            if (index[i]) rte_prefetch0(index[i]);
         }
-        if (i + 1 < n && index[(i + 1) & 1]) {
-            const uint32_t slot = *index[(i + 1) & 1];
-            if (slot != kNoSlot) {
-                const uint8_t* hot = reinterpret_cast<const uint8_t*>(&sessions_.at(slot));
-                rte_prefetch0(hot);
-                rte_prefetch0(hot + 64);
-                rte_prefetch0(hot + 128);
-            }
+        // Sessions are prefetched a fixed distance ahead rather than all at
+        // once, so that the misses in flight stay within what the core can track.
+        auto prefetch_session = [&](unsigned i) {
+            if (!index[i]) return;
+            const uint32_t slot = *index[i];
+            if (slot >= sessions_.capacity()) return;
+            const uint8_t* hot = reinterpret_cast<const uint8_t*>(&sessions_.at(slot));
+            rte_prefetch0(hot);
+            rte_prefetch0(hot + 64);
+        };
+        constexpr unsigned kSessionAhead = 8;
+        for (unsigned i = 0; i < m && i < kSessionAhead; ++i) prefetch_session(i);
+        for (unsigned i = 0; i < m; ++i) {
+            if (i + kSessionAhead < m) prefetch_session(i + kSessionAhead);
+            verdicts[base + i] = process(frames[base + i], lens[base + i], port, now);
         }
-        verdicts[i] = process(frames[i], lens[i], port, now);
     }
 }
 

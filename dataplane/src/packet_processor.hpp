@@ -86,10 +86,26 @@ public:
     bool owns(uint16_t relay_port) const { return !shard_map_ || shard_map_[relay_port] == shard_; }
 
 private:
+    // A UDP datagram to one of our addresses, as parsed so far.
+    struct Datagram {
+        uint8_t* frame;
+        uint8_t* ip;
+        uint8_t* payload;
+        uint32_t payload_len;
+        uint32_t ip_len;
+        SocketAddress src;
+        uint16_t port;  // ingress port index
+    };
+    struct GatewayCache {
+        MacAddr mac{};
+        uint64_t valid_until = 0;  // TSC; 0 = look it up
+    };
+
     Verdict drop(DropReason r) {
         stats_.drops[static_cast<unsigned>(r)].add();
         return {Action::drop, r};
     }
+    Verdict refuse_latch(Session& s, int side);
     void emit(SlowPathEvent::Kind kind, uint16_t port, Ipv4 ip, const MacAddr& mac);
 
     Verdict handle_arp(uint8_t* frame, uint8_t* arp, uint32_t avail, uint16_t port);
@@ -97,19 +113,19 @@ private:
                         uint64_t now);
     Verdict handle_udp(uint8_t* frame, uint8_t* ip, uint32_t total_len, uint16_t port,
                        uint8_t addr_index, uint64_t now);
-    Verdict handle_wireguard(Session& s, uint32_t slot, uint8_t* frame, uint8_t* ip,
-                             uint8_t* payload, uint32_t plen, int from, SocketAddress src,
-                             uint16_t port, uint64_t now);
-    Verdict handle_bind(Session& s, uint32_t slot, uint8_t* frame, uint8_t* ip, uint8_t* payload,
-                        uint32_t plen, int from, SocketAddress src, uint16_t port, uint64_t now);
-    const uint32_t* peek_index(const uint8_t* frame, uint32_t len, uint16_t port) const;
-    // Accounts a packet from side `from` against its buckets.
+    Verdict handle_wireguard_handshake(Session& s, uint32_t slot, Datagram& d, int from,
+                                       uint64_t now);
+    Verdict handle_bind(Session& s, uint32_t slot, Datagram& d, int from, uint64_t now);
+    // Accounts a packet from side `from` against the session's limits.
     bool within_limits(Session& s, int from, uint32_t bytes, uint64_t now);
-    // Rewrites the frame to go from (relay address, relay port) to `dst`.
-    Verdict forward(Session& s, int from, int to, uint8_t* frame, uint8_t* ip, SocketAddress dst,
-                    uint16_t port, uint64_t now);
+    void latch(Session& s, int side, SocketAddress at, uint16_t port);
+    bool on_link(uint16_t port, Ipv4 ip) const;
+    // Rewrites the datagram to go from (relay address, relay port) to `dst`.
+    Verdict forward(Session& s, int from, Datagram& d, SocketAddress dst, bool dst_on_link,
+                    uint64_t now);
     // Turns a received frame around towards its L2 sender (replies).
     void reflect_ethernet(uint8_t* frame, uint16_t port);
+    const uint32_t* peek_index(const uint8_t* frame, uint32_t len, uint16_t port) const;
 
     SessionTable& sessions_;
     const NeighbourTable& neighbours_;
@@ -120,6 +136,7 @@ private:
     const uint8_t* shard_map_;
     crypto::Mac1 mac1_;
     Gcra icmp_budget_;
+    std::array<GatewayCache, kMaxPorts> gateway_cache_{};
     std::array<SlowPathEvent, kMaxEvents> events_{};
     unsigned event_count_ = 0;
     uint32_t expiry_cursor_ = 0;

@@ -47,10 +47,11 @@ void SessionTable::free_slot(uint32_t slot) {
 }
 
 static void configure_limits(Session& s, const SessionLimits& l, uint64_t tsc_hz) {
-    for (auto& side : s.side) {
-        side.packets.configure(l.packets_per_s, l.burst_packets, tsc_hz);
-        side.bytes.configure(l.bytes_per_s, l.burst_bytes, tsc_hz);
-    }
+    s.packet_limit.configure(l.packets_per_s, l.burst_packets, tsc_hz);
+    s.byte_limit.configure(l.bytes_per_s, l.burst_bytes, tsc_hz);
+    s.packet_tat = {};
+    s.byte_tat = {};
+    s.limited = !s.packet_limit.unlimited() || !s.byte_limit.unlimited();
 }
 
 bool SessionTable::install(uint32_t slot, const SessionSpec& spec, uint64_t now, uint64_t tsc_hz) {
@@ -117,20 +118,22 @@ SessionStats SessionTable::stats(uint32_t slot, uint64_t now, uint64_t tsc_hz) c
     out.idle_ms = now > s.last_activity ? (now - s.last_activity) / ms : 0;
     out.age_ms = now > s.created ? (now - s.created) / ms : 0;
     for (int i = 0; i < 2; ++i) {
-        const SideState& side = s.side[i];
+        const Endpoint& ep = s.ep[i];
+        const SideLatch& latch = s.side[i];
         SideStats& o = out.sides[i];
-        o.latched = side.latched;
-        o.endpoint = {side.ip, side.port};
-        o.has_candidate = side.has_candidate;
-        o.candidate = {side.cand_ip, side.cand_port};
-        o.rx_packets = side.counters.rx_packets;
-        o.rx_bytes = side.counters.rx_bytes;
-        o.tx_packets = side.counters.tx_packets;
-        o.tx_bytes = side.counters.tx_bytes;
-        o.dropped_packets = side.counters.dropped;
-        o.rate_limited_packets = side.counters.rate_limited;
-        o.latches = side.counters.latches;
-        o.latch_refused = side.counters.latch_refused;
+        o.latched = ep.latched;
+        o.endpoint = {ep.ip, ep.port};
+        o.has_candidate = latch.has_candidate;
+        o.candidate = {latch.cand_ip, latch.cand_port};
+        o.rx_packets = s.rx_packets[i];
+        o.rx_bytes = s.rx_bytes[i];
+        // Whatever one side sent through the relay, the other received.
+        o.tx_packets = s.rx_packets[1 - i];
+        o.tx_bytes = s.rx_bytes[1 - i];
+        o.dropped_packets = s.dropped[i];
+        o.rate_limited_packets = s.rate_limited[i];
+        o.latches = latch.latches;
+        o.latch_refused = latch.latch_refused;
     }
     return out;
 }

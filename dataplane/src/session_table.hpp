@@ -21,23 +21,17 @@ namespace relay::dp {
 
 constexpr uint32_t kNoSlot = 0xffffffffu;
 
-// Per side (direction "from this side") counters.
-struct SideCounters {
-    uint64_t rx_packets = 0;
-    uint64_t rx_bytes = 0;
-    uint64_t tx_packets = 0;
-    uint64_t tx_bytes = 0;
-    uint64_t dropped = 0;
-    uint64_t rate_limited = 0;
-    uint64_t latches = 0;
-    uint64_t latch_refused = 0;
-};
-
-struct SideState {
-    // Confirmed endpoint: the only address data is accepted from and sent to.
+// A side's confirmed (latched) endpoint: the only address data is accepted
+// from and sent to.
+struct Endpoint {
     Ipv4 ip = 0;
     uint16_t port = 0;
     bool latched = false;
+    bool on_link = false;  // reached directly, not through the gateway
+};
+
+// Latch bookkeeping of one side: read and written on handshakes and binds only.
+struct SideLatch {
     // WireGuard candidate: the source of the last valid initiation, pending
     // confirmation by the other side's response.
     bool has_candidate = false;
@@ -51,22 +45,38 @@ struct SideState {
     uint16_t cand_forwarded_port = 0;
     uint64_t bind_counter = 0;  // last accepted bind counter (bind policy)
     Ipv4Prefix allowed{};
-    Gcra packets;
-    Gcra bytes;
-    SideCounters counters;
+    uint64_t latches = 0;
+    uint64_t latch_refused = 0;
 };
 
-struct Session {
+// Laid out by cache line, in the order a data packet needs them: line 0 is
+// all that forwarding reads, line 1 the counters it writes, line 2 the rate
+// limits (touched only when the session has any); latching state comes last.
+struct alignas(64) Session {
+    // --- line 0 ---
     uint64_t id = 0;  // 0 = free slot
+    uint64_t last_activity = 0;  // TSC
+    uint64_t idle_timeout = 0;   // TSC cycles
     Ipv4 relay_ip = 0;
     uint16_t relay_port = 0;
     uint8_t addr_index = 0;
     LatchPolicy policy = LatchPolicy::wireguard;
-    uint64_t last_activity = 0;  // TSC
-    uint64_t idle_timeout = 0;   // TSC cycles
-    uint64_t created = 0;        // TSC
-    Gcra handshakes;             // budget for messages that cost a MAC check
-    std::array<SideState, 2> side;
+    std::array<Endpoint, 2> ep{};
+    bool limited = false;  // any packet or byte limit configured
+    // --- line 1: per direction "from side i"; side i's tx is the other side's rx ---
+    alignas(64) std::array<uint64_t, 2> rx_packets{};
+    std::array<uint64_t, 2> rx_bytes{};
+    std::array<uint64_t, 2> dropped{};
+    std::array<uint64_t, 2> rate_limited{};
+    // --- line 2: rate limits (one limit, a bucket per direction) ---
+    alignas(64) GcraLimit packet_limit;
+    GcraLimit byte_limit;
+    std::array<uint64_t, 2> packet_tat{};
+    std::array<uint64_t, 2> byte_tat{};
+    // --- handshakes and binds ---
+    alignas(64) Gcra handshakes;  // budget for messages that cost a MAC check
+    uint64_t created = 0;         // TSC
+    std::array<SideLatch, 2> side{};
 };
 
 // Read rarely: kept apart so the hot array stays small.

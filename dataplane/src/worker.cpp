@@ -66,6 +66,7 @@ void Worker::handle_burst(rte_mbuf** pkts, unsigned n, uint16_t port_index, uint
     uint8_t* frames[kMaxBurst];
     uint32_t lens[kMaxBurst];
     Verdict verdicts[kMaxBurst];
+    if (n == 0 || n > kMaxBurst) return;  // never: bursts are at most burst_size <= 64
     for (unsigned i = 0; i < n; ++i) {
         // Multi-segment frames are not parsed across segments: give the
         // processor the first segment only, so it can never read past it.

@@ -276,7 +276,7 @@ bool latch_side(RelayNode& node, uint32_t slot, const SessionSpec& spec, uint8_t
                   dp::checksum_partial(request.data(), request.size()));
     const dp::Verdict verdict =
         node.processor->process(frame.data(), kBindFrameBytes, kPortIndex, now);
-    const dp::SideState& state = node.table->at(slot).side[side];
+    const dp::Endpoint& state = node.table->at(slot).ep[side];
     return verdict.action == dp::Action::transmit && state.latched && state.ip == from.ip &&
            state.port == from.port;
 }
