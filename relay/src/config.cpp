@@ -432,8 +432,8 @@ class ConfigParser {
 
     EalConfig parse_eal(const Value& value, LcoreSet& lcores) {
         MapReader map(reader_, value,
-                      {"lcores", "main_lcore", "hugepages", "memory_mb", "file_prefix", "pci",
-                       "allow", "vdevs", "extra_args"});
+                      {"lcores", "lcore_cpus", "main_lcore", "hugepages", "memory_mb",
+                       "file_prefix", "pci", "allow", "vdevs", "extra_args"});
         EalConfig eal;
         std::optional<Value> lcores_value = map.get("lcores");
         if (lcores_value) eal.lcores = reader_.read_string(*lcores_value);
@@ -444,6 +444,12 @@ class ConfigParser {
                              std::to_string(kMaxLcore) + ")");
         }
         lcores = *parsed;
+        if (auto v = map.get("lcore_cpus")) {
+            eal.lcore_cpus = reader_.read_string(*v);
+            if (!parse_lcore_list(eal.lcore_cpus))
+                reader_.fail(*v, "expected a CPU list, e.g. \"0-1\" (ids below " +
+                                     std::to_string(kMaxLcore) + ")");
+        }
 
         // Without a main_lcore key the default (0) must still be in the list; that
         // mistake is reported where the list was written.
@@ -721,9 +727,19 @@ Config load_config_file(const std::string& path) {
 
 std::vector<std::string> eal_arguments(const DataplaneConfig& dp) {
     const EalConfig& eal = dp.eal;
-    std::vector<std::string> args = {
-        "-l",           eal.lcores, "--main-lcore", std::to_string(eal.main_lcore), "--file-prefix",
-        eal.file_prefix};
+    std::vector<std::string> args;
+    if (eal.lcore_cpus.empty()) {
+        args = {"-l", eal.lcores};
+    } else {
+        // Every lcore floats over the given CPUs: DPDK's --lcores "ID@(CPUS),...".
+        std::string map;
+        for (unsigned id = 0; id < kMaxLcore; ++id)
+            if (parse_lcore_list(eal.lcores)->test(id))
+                map += (map.empty() ? "" : ",") + std::to_string(id) + "@(" + eal.lcore_cpus + ")";
+        args = {"--lcores", map};
+    }
+    args.insert(args.end(),
+                {"--main-lcore", std::to_string(eal.main_lcore), "--file-prefix", eal.file_prefix});
     if (!eal.hugepages) args.push_back("--no-huge");
     args.insert(args.end(), {"-m", std::to_string(eal.memory_mb)});
     if (!eal.pci) {

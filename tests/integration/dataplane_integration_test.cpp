@@ -247,8 +247,11 @@ class Lab {
 // One running relay-dataplane in the lab's data-plane namespace.
 class DataplaneInstance {
   public:
-    DataplaneInstance(const Lab& lab, unsigned instance_number)
+    // `workers` > 1 runs the workers on lcores 1..workers, all floating over the machine's
+    // two CPUs (eal.lcore_cpus), so that the multi-worker paths run on a small machine.
+    DataplaneInstance(const Lab& lab, unsigned instance_number, unsigned workers = 1)
         : lab_(lab),
+          workers_(workers),
           file_prefix_(std::string(kNamePrefix) + "-" + unique_suffix() + "-" +
                        std::to_string(instance_number)),
           config_path_(lab.directory() /
@@ -337,20 +340,25 @@ class DataplaneInstance {
   private:
     void write_config() const {
         std::ofstream out(config_path_);
+        std::string worker_list;
+        for (unsigned w = 1; w <= workers_; ++w)
+            worker_list += (w > 1 ? ", " : "") + std::to_string(w);
         out << "node:\n"
             << "  name: dpit\n"
             << "dataplane:\n"
             << "  eal:\n"
-            << "    lcores: \"0-1\"\n"
+            << "    lcores: \"0-" << workers_ << "\"\n"
+            << (workers_ > 1 ? "    lcore_cpus: \"0-1\"\n" : "")
             << "    main_lcore: 0\n"
             << "    hugepages: false\n"
             << "    memory_mb: 256\n"
             << "    file_prefix: " << file_prefix_ << "\n"
             << "    pci: false\n"
             // TX queues = workers + 1 (one for the service thread's ARP).
-            << "    vdevs: [\"net_af_packet0,iface=" << lab_.dataplane_if() << ",qpairs=2\"]\n"
-            << "  workers: [1]\n"
-            << "  mbufs: 8191\n"
+            << "    vdevs: [\"net_af_packet0,iface=" << lab_.dataplane_if()
+            << ",qpairs=" << workers_ + 1 << "\"]\n"
+            << "  workers: [" << worker_list << "]\n"
+            << "  mbufs: 16383\n"
             << "  ipc_socket: " << socket_path_ << "\n"
             << "  metrics_listen: " << format_socket_address(metrics_) << "\n"
             << "  ports:\n"
@@ -386,6 +394,7 @@ class DataplaneInstance {
     }
 
     const Lab& lab_;
+    unsigned workers_;
     std::string file_prefix_;
     std::filesystem::path config_path_;
     std::filesystem::path log_path_;
@@ -443,10 +452,10 @@ class LabEnvironment : public ::testing::Environment {
         return *dataplane_;
     }
     // A data plane just started, nothing sent to it yet.
-    DataplaneInstance& restart_dataplane() {
+    DataplaneInstance& restart_dataplane(unsigned workers = 1) {
         dataplane_.reset();
         ready_for_scenarios_ = false;
-        dataplane_ = std::make_unique<DataplaneInstance>(*lab_, ++instances_started_);
+        dataplane_ = std::make_unique<DataplaneInstance>(*lab_, ++instances_started_, workers);
         return *dataplane_;
     }
     DataplaneInstance* current_dataplane() { return dataplane_.get(); }
@@ -1038,6 +1047,65 @@ TEST_F(DataplaneIntegration, MetricsAreValidAndMatchWhatWasSent) {
 }
 
 // ---------------------------------------------------------------- f. SIGTERM
+
+// Two workers: sessions are owned by the worker their relay port maps to, the device's three
+// RX queues are shared between the two, so flows that arrive on a worker that does not own
+// their session are handed to the owner. Every session still relays every packet.
+TEST_F(DataplaneIntegration, TwoWorkersShardSessionsAndHandOffForeignPackets) {
+    DataplaneInstance& two = g_lab->restart_dataplane(2);
+    two.wait_for_gateway();
+    auto health = call(two, ipc::HealthRequest{});
+    ASSERT_EQ(health.status, ipc::Status::ok) << describe(health);
+    EXPECT_EQ(std::get<ipc::HealthReply>(health.body).workers, 2u);
+
+    // 16 sessions on consecutive ports (owners alternate) with their own flows: with the
+    // kernel spreading 32 flows over 3 queues, some land on the non-owner (the chance that
+    // none does is below 1e-9).
+    constexpr unsigned kSessions = 16;
+    constexpr unsigned kPacketsEachWay = 20;
+    const BindSecret secret = random_secret();
+    std::vector<std::unique_ptr<ScopedSession>> sessions;
+    for (unsigned i = 0; i < kSessions; ++i) {
+        const auto port = static_cast<uint16_t>(41000 + i);
+        sessions.push_back(
+            std::make_unique<ScopedSession>(two, bind_session(3000 + i, port, secret)));
+        const SocketAddress relay{kRelayIp, port};
+        const UdpSocket a = peer_socket(kPeerAIp);
+        const UdpSocket b = peer_socket(kPeerBIp);
+        uint8_t side = 0;
+        for (const UdpSocket* peer : {&a, &b}) {
+            const auto request = wire::bind::make_request(secret, 3000 + i, side, 1, peer->local());
+            peer->send_to(relay, request.data(), request.size());
+            const auto ack = peer->receive(kArrivalTimeout);
+            ASSERT_TRUE(ack.has_value()) << "no bind ack on port " << port << " side " << int{side};
+            EXPECT_EQ(ack->payload[6], wire::bind::kStatusLatched);
+            ++side;
+        }
+        std::vector<Bytes> a_to_b, b_to_a;
+        for (unsigned k = 0; k < kPacketsEachWay; ++k) {
+            a_to_b.push_back(numbered_payload("a" + std::to_string(i), k, 64));
+            b_to_a.push_back(numbered_payload("b" + std::to_string(i), k, 64));
+        }
+        EXPECT_EQ(relay_and_check(two, a, b, relay, a_to_b), kPacketsEachWay) << "port " << port;
+        EXPECT_EQ(relay_and_check(two, b, a, relay, b_to_a), kPacketsEachWay) << "port " << port;
+    }
+    EXPECT_EQ(list_sessions(two).size(), kSessions);
+    for (unsigned i = 0; i < kSessions; ++i) {
+        const auto stats = get_session(two, 3000 + i);
+        ASSERT_TRUE(stats.has_value());
+        EXPECT_EQ(stats->sides[0].rx_packets, kPacketsEachWay);
+        EXPECT_EQ(stats->sides[1].rx_packets, kPacketsEachWay);
+    }
+    EXPECT_GT(two.metric("relay_dataplane_handoffs_total"), 0.0)
+        << "no packet needed a handoff: the multi-worker dispatch was not exercised";
+    EXPECT_EQ(two.drops("wrong_shard"), 0.0);
+    EXPECT_EQ(two.metric("relay_dataplane_forwarded_packets_total"),
+              double(kSessions * 2 * kPacketsEachWay));
+    sessions.clear();
+    EXPECT_TRUE(list_sessions(two).empty());
+    if (HasFailure()) std::cerr << "---- relay-dataplane output ----\n" << two.log();
+    g_lab->forget_dataplane();  // the next test starts the usual one-worker data plane
+}
 
 TEST_F(DataplaneIntegration, ExitsCleanlyOnSigterm) {
     const std::string socket = dp().socket_path();

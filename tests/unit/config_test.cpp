@@ -297,6 +297,29 @@ std::ostream& operator<<(std::ostream& out, const BadCase& c) {
 
 class ConfigRejects : public testing::TestWithParam<BadCase> {};
 
+TEST(ConfigEal, LcoreCpusFloatEveryLcoreOverThoseCpus) {
+    const Config c = load(
+        "dataplane:\n  eal: {lcores: \"0-2\", lcore_cpus: \"0-1\"}\n  workers: [1, 2]\n"
+        "  ports:\n    - {name: p0, device: net_ring0, addresses: [10.0.0.1/24]}\n");
+    EXPECT_EQ(c.dataplane.eal.lcore_cpus, "0-1");
+    const auto args = eal_arguments(c.dataplane);
+    ASSERT_GE(args.size(), 2u);
+    EXPECT_EQ(args[0], "--lcores");
+    EXPECT_EQ(args[1], "0@(0-1),1@(0-1),2@(0-1)");
+}
+
+TEST(ConfigEal, BadLcoreCpusNamesTheKey) {
+    try {
+        load("dataplane:\n  eal:\n    lcores: \"0-1\"\n    lcore_cpus: \"one\"\n"
+             "  workers: [1]\n  ports:\n"
+             "    - {name: p0, device: net_ring0, addresses: [10.0.0.1/24]}\n");
+        ADD_FAILURE() << "accepted a bad lcore_cpus";
+    } catch (const ConfigError& e) {
+        EXPECT_EQ(e.key(), "dataplane.eal.lcore_cpus") << describe(e);
+        EXPECT_EQ(e.line(), 4) << describe(e);
+    }
+}
+
 TEST_P(ConfigRejects, Snippet) {
     const BadCase& c = GetParam();
     try {

@@ -30,6 +30,10 @@ private:
 
 struct EalConfig {
     std::string lcores = "0";       // passed as -l; must include main_lcore and every worker
+    // CPUs the lcores run on; empty: lcore i runs on CPU i (-l).  Set, every
+    // lcore floats over these CPUs (--lcores), e.g. to run more lcores than a
+    // small test machine has CPUs.  Not for production: workers then share CPUs.
+    std::string lcore_cpus;
     unsigned main_lcore = 0;        // --main-lcore
     bool hugepages = false;         // false: --no-huge
     unsigned memory_mb = 512;       // -m (required with hugepages: false)
