@@ -28,6 +28,7 @@ namespace {
 constexpr unsigned kCommandRingSize = 1024;
 constexpr unsigned kEventRingSize = 4096;
 constexpr unsigned kHandoffRingSize = 1024;
+constexpr unsigned kServiceTxRingSize = 256;
 constexpr unsigned kMaxExpiredRingSize = 65536;
 constexpr unsigned kMbufCache = 256;
 constexpr int kIpcPollMs = 5;
@@ -93,10 +94,13 @@ struct Dataplane::Impl {
             rte_mbuf* m;
             while (r.handoff && rte_ring_dequeue(r.handoff, reinterpret_cast<void**>(&m)) == 0)
                 rte_pktmbuf_free(m);
+            while (r.service_tx && rte_ring_dequeue(r.service_tx, reinterpret_cast<void**>(&m)) == 0)
+                rte_pktmbuf_free(m);
             rte_ring_free(r.commands);
             rte_ring_free(r.expired);
             rte_ring_free(r.events);
             rte_ring_free(r.handoff);
+            rte_ring_free(r.service_tx);
         }
         if (state.pool) rte_mempool_free(state.pool);
     }
@@ -124,7 +128,7 @@ Dataplane::Dataplane(const Config& config) : impl_(std::make_unique<Impl>(config
     // Enough buffers for every descriptor, every burst in flight and the caches.
     const unsigned workers = st.workers();
     unsigned needed = 0;
-    for (const auto& p : dp.ports) needed += (workers + 1) * (p.rx_descriptors + p.tx_descriptors);
+    for (const auto& p : dp.ports) needed += (workers + 1) * p.rx_descriptors + workers * p.tx_descriptors;
     needed += (workers + 1) * (kMbufCache + 2 * 64) + workers * kHandoffRingSize;
     if (dp.mbufs < needed)
         throw std::runtime_error("dataplane.mbufs: " + std::to_string(dp.mbufs) +
@@ -149,6 +153,9 @@ Dataplane::Dataplane(const Config& config) : impl_(std::make_unique<Impl>(config
                               RING_F_SP_ENQ | RING_F_SC_DEQ);
         r.events = make_ring("evt" + n, kEventRingSize, sizeof(SlowPathEvent), RING_F_SP_ENQ | RING_F_SC_DEQ);
         r.handoff = make_ring("hand" + n, kHandoffRingSize, sizeof(void*), RING_F_SC_DEQ);
+        if (w == 0)
+            r.service_tx = make_ring("svctx", kServiceTxRingSize, sizeof(void*),
+                                     RING_F_SP_ENQ | RING_F_SC_DEQ);
         st.rings.push_back(r);
     }
 

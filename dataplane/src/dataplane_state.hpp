@@ -35,6 +35,9 @@ struct WorkerRings {
     rte_ring* expired = nullptr;   // ExpiredSession: worker -> IPC thread
     rte_ring* events = nullptr;    // SlowPathEvent: worker -> service thread
     rte_ring* handoff = nullptr;   // rte_mbuf*: any worker -> this worker
+    // rte_mbuf* with mbuf->port set: service thread -> worker 0, which sends
+    // them on its own TX queue, so that no device needs an extra queue for ARP.
+    rte_ring* service_tx = nullptr;
 };
 
 struct DataplaneState {
@@ -54,7 +57,6 @@ struct DataplaneState {
     std::atomic<uint32_t> session_count{0};
 
     unsigned workers() const { return static_cast<unsigned>(worker_lcores.size()); }
-    uint16_t service_tx_queue() const { return static_cast<uint16_t>(workers()); }
 };
 
 }  // namespace relay::dp

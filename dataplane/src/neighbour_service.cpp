@@ -62,7 +62,8 @@ bool NeighbourService::send_arp(uint16_t port_index, uint16_t op, Ipv4 sender_ip
     std::memcpy(arp + kArpSha, port.context.mac.bytes.data(), 6);
     store_be32(arp + kArpSpa, sender_ip);
     store_be32(arp + kArpTpa, target_ip);  // target MAC stays zero
-    if (rte_eth_tx_burst(port.port_id, state_.service_tx_queue(), &m, 1) != 1) {
+    m->port = port.port_id;
+    if (rte_ring_sp_enqueue(state_.rings[0].service_tx, m) != 0) {
         rte_pktmbuf_free(m);
         return false;
     }

@@ -1,8 +1,8 @@
 // The service thread's share of ARP: gratuitous ARP at start, requests for
 // next hops the workers could not resolve, learning from what workers saw,
 // and keeping the cache fresh (entries are re-asked before they expire, and
-// dropped when they do).  Transmits on each port's last TX queue, which no
-// worker uses.
+// dropped when they do).  Its frames leave through worker 0's TX queue
+// (handed over on a ring).
 #pragma once
 
 #include <map>

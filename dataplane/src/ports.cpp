@@ -83,11 +83,13 @@ void setup_ports(const DataplaneConfig& config, DataplaneState& state,
         rte_eth_dev_info info{};
         if (rte_eth_dev_info_get(port_id, &info) != 0) throw port_error(pc, "cannot read device info");
 
-        const unsigned tx_queues = workers + 1;  // one per worker, one for the service thread
+        // One TX queue per worker; the service thread's ARP goes out through
+        // worker 0's (see WorkerRings::service_tx).
+        const unsigned tx_queues = workers;
         if (info.max_tx_queues < tx_queues)
             throw port_error(pc, "device has " + std::to_string(info.max_tx_queues) +
                                      " TX queues, " + std::to_string(tx_queues) +
-                                     " are needed (workers + 1); for net_af_packet set qpairs=" +
+                                     " are needed (one per worker); for net_af_packet set qpairs=" +
                                      std::to_string(tx_queues));
         unsigned rx_queues = info.max_rx_queues < workers ? info.max_rx_queues : workers;
         // Some virtual devices fix their queues when they are created and the
@@ -98,6 +100,7 @@ void setup_ports(const DataplaneConfig& config, DataplaneState& state,
         const std::string_view driver = info.driver_name;
         if (driver == "net_af_packet" || driver == "net_af_xdp") rx_queues = info.max_rx_queues;
         if (driver == "net_tap") rx_queues = tx_queues;
+        if (rx_queues == 0) rx_queues = 1;
 
         rte_eth_conf conf{};
         bool rss = false;

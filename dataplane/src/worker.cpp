@@ -126,6 +126,22 @@ unsigned Worker::poll_handoff() {
     return n;
 }
 
+unsigned Worker::send_service_frames() {
+    if (!rings_.service_tx) return 0;
+    rte_mbuf* pkts[kMaxBurst];
+    const unsigned n = rte_ring_sc_dequeue_burst(rings_.service_tx, reinterpret_cast<void**>(pkts),
+                                                 kMaxBurst, nullptr);
+    for (unsigned i = 0; i < n; ++i) {
+        const uint16_t id = pkts[i]->port;
+        const uint16_t port_index = id < port_index_of_id_.size() ? port_index_of_id_[id] : 0xffff;
+        if (port_index == 0xffff)
+            rte_pktmbuf_free(pkts[i]);
+        else
+            enqueue_tx(port_index, pkts[i]);
+    }
+    return n;
+}
+
 unsigned Worker::apply_commands(uint64_t now) {
     void* items[kCommandsPerIteration];
     const unsigned n =
@@ -193,6 +209,7 @@ int Worker::run() {
         unsigned work = 0;
         for (unsigned p = 0; p < state_.ports.size(); ++p) work += poll_port(p);
         work += poll_handoff();
+        work += send_service_frames();
         for (unsigned p = 0; p < state_.ports.size(); ++p) flush_tx(static_cast<uint16_t>(p));
         push_events();
 

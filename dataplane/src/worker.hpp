@@ -26,6 +26,7 @@ private:
 
     unsigned poll_port(unsigned port_index);
     unsigned poll_handoff();
+    unsigned send_service_frames();
     void handle_burst(rte_mbuf** pkts, unsigned n, uint16_t port_index, uint64_t now);
     void enqueue_tx(uint16_t port_index, rte_mbuf* m);
     void flush_tx(uint16_t port_index);

@@ -249,9 +249,13 @@ class DataplaneInstance {
   public:
     // `workers` > 1 runs the workers on lcores 1..workers, all floating over the machine's
     // two CPUs (eal.lcore_cpus), so that the multi-worker paths run on a small machine.
-    DataplaneInstance(const Lab& lab, unsigned instance_number, unsigned workers = 1)
+    // `device` picks the PMD on the lab's veth: "net_af_packet" (default), "net_af_xdp" or
+    // "net_pcap" (the last two have one queue pair here, so one worker).
+    DataplaneInstance(const Lab& lab, unsigned instance_number, unsigned workers = 1,
+                      std::string device = "net_af_packet")
         : lab_(lab),
           workers_(workers),
+          device_(std::move(device)),
           file_prefix_(std::string(kNamePrefix) + "-" + unique_suffix() + "-" +
                        std::to_string(instance_number)),
           config_path_(lab.directory() /
@@ -354,16 +358,17 @@ class DataplaneInstance {
             << "    memory_mb: 256\n"
             << "    file_prefix: " << file_prefix_ << "\n"
             << "    pci: false\n"
-            // TX queues = workers + 1 (one for the service thread's ARP).
-            << "    vdevs: [\"net_af_packet0,iface=" << lab_.dataplane_if()
-            << ",qpairs=" << workers_ + 1 << "\"]\n"
+            // One more RX queue than workers, so that workers share queues too.
+            << "    vdevs: [\"" << device_ << "0,iface=" << lab_.dataplane_if()
+            << (device_ == "net_af_packet" ? ",qpairs=" + std::to_string(workers_ + 1) : "")
+            << "\"]\n"
             << "  workers: [" << worker_list << "]\n"
             << "  mbufs: 16383\n"
             << "  ipc_socket: " << socket_path_ << "\n"
             << "  metrics_listen: " << format_socket_address(metrics_) << "\n"
             << "  ports:\n"
             << "    - name: " << kPortName << "\n"
-            << "      device: net_af_packet0\n"
+            << "      device: " << device_ << "0\n"
             << "      addresses: [" << format_ipv4(kRelayIp) << "/24]\n"
             << "      gateway: " << format_ipv4(kGatewayIp) << "\n";
         if (!out) throw std::runtime_error("cannot write " + config_path_.string());
@@ -395,6 +400,7 @@ class DataplaneInstance {
 
     const Lab& lab_;
     unsigned workers_;
+    std::string device_;
     std::string file_prefix_;
     std::filesystem::path config_path_;
     std::filesystem::path log_path_;
@@ -452,10 +458,12 @@ class LabEnvironment : public ::testing::Environment {
         return *dataplane_;
     }
     // A data plane just started, nothing sent to it yet.
-    DataplaneInstance& restart_dataplane(unsigned workers = 1) {
+    DataplaneInstance& restart_dataplane(unsigned workers = 1,
+                                         const std::string& device = "net_af_packet") {
         dataplane_.reset();
         ready_for_scenarios_ = false;
-        dataplane_ = std::make_unique<DataplaneInstance>(*lab_, ++instances_started_, workers);
+        dataplane_ = std::make_unique<DataplaneInstance>(*lab_, ++instances_started_, workers,
+                                                         device);
         return *dataplane_;
     }
     DataplaneInstance* current_dataplane() { return dataplane_.get(); }
@@ -683,7 +691,7 @@ class DataplaneIntegration : public ::testing::Test {
 
 // ---------------------------------------------------------------- reception
 
-// With net_af_packet and qpairs=2 (needed: TX queues = workers + 1) the kernel spreads
+// With net_af_packet and qpairs=2 (one more than the workers) the kernel spreads
 // received frames over both AF_PACKET sockets by flow hash, so the data plane must poll every
 // RX queue the device has, even with fewer workers (a regression test: it once polled one).
 TEST_F(DataplaneIntegration, ReceivesEveryFlowWhateverRxQueueItLandsOn) {
@@ -1047,6 +1055,26 @@ TEST_F(DataplaneIntegration, MetricsAreValidAndMatchWhatWasSent) {
 }
 
 // ---------------------------------------------------------------- f. SIGTERM
+
+// The other kernel-backed virtual devices the data plane supports: each answers ARP and ping
+// on the lab's veth and resolves the gateway (net_tap is what `make run` uses; net_ring is
+// relay-bench's).
+TEST_F(DataplaneIntegration, RunsOnAfXdpAndPcapDevices) {
+    for (const std::string device : {"net_af_xdp", "net_pcap"}) {
+        SCOPED_TRACE(device);
+        DataplaneInstance& other = g_lab->restart_dataplane(1, device);
+        EXPECT_GE(other.drops_when_at_least("arp_consumed", 1), 1) << "gateway never answered";
+        lab().network().ip({"neigh", "flush", "dev", lab().network_if()});
+        const lab::CommandResult ping = lab::run_command(
+            {"ip", "netns", "exec", lab().network_ns(), "ping", "-n", "-c", "3", "-i", "0.2", "-W",
+             "5", format_ipv4(kRelayIp)});
+        EXPECT_EQ(ping.exit_code, 0) << ping.output << other.log();
+        EXPECT_GE(other.metric_when_at_least("relay_dataplane_icmp_echo_replies_total", {}, 3),
+                  3);
+        EXPECT_GE(other.metric("relay_dataplane_arp_replies_total"), 1);
+        g_lab->forget_dataplane();
+    }
+}
 
 // Two workers: sessions are owned by the worker their relay port maps to, the device's three
 // RX queues are shared between the two, so flows that arrive on a worker that does not own
