@@ -36,7 +36,9 @@ inline bool ipv4_header_checksum_ok(const uint8_t* ip) {
 }
 
 // The value to store in a checksum field.
-inline uint16_t checksum_finish(uint32_t sum) { return static_cast<uint16_t>(~checksum_fold(sum)); }
+inline uint16_t checksum_finish(uint32_t sum) {
+    return static_cast<uint16_t>(~checksum_fold(sum));
+}
 
 // RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m').  `delta` accumulates ~m + m' for
 // every changed 16-bit word (see checksum_delta32/16).

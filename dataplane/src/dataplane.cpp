@@ -38,7 +38,7 @@ static_assert(sizeof(ExpiredSession) % 4 == 0, "rte_ring element sizes are multi
 
 // EAL can be initialised once per process; this owns that once.
 class Eal {
-public:
+  public:
     explicit Eal(const DataplaneConfig& config) {
         std::vector<std::string> args = eal_arguments(config);
         args.insert(args.begin(), "relay-dataplane");
@@ -46,15 +46,16 @@ public:
         for (auto& a : args) argv.push_back(a.data());
         argv.push_back(nullptr);
         if (rte_eal_init(static_cast<int>(args.size()), argv.data()) < 0)
-            throw std::runtime_error(std::string("DPDK EAL initialisation failed: ") +
-                                     rte_strerror(rte_errno) +
-                                     " (check dataplane.eal: lcores, memory, hugepages, file_prefix)");
+            throw std::runtime_error(
+                std::string("DPDK EAL initialisation failed: ") + rte_strerror(rte_errno) +
+                " (check dataplane.eal: lcores, memory, hugepages, file_prefix)");
     }
     ~Eal() { rte_eal_cleanup(); }
 };
 
 rte_ring* make_ring(const std::string& name, unsigned size, unsigned esize, unsigned flags) {
-    rte_ring* r = rte_ring_create_elem(name.c_str(), esize, size, static_cast<int>(rte_socket_id()), flags);
+    rte_ring* r =
+        rte_ring_create_elem(name.c_str(), esize, size, static_cast<int>(rte_socket_id()), flags);
     if (!r) throw std::runtime_error("cannot create ring " + name + ": " + rte_strerror(rte_errno));
     return r;
 }
@@ -65,7 +66,9 @@ unsigned ring_size_for(unsigned n) {
     return s;
 }
 
-int worker_entry(void* arg) { return static_cast<Worker*>(arg)->run(); }
+int worker_entry(void* arg) {
+    return static_cast<Worker*>(arg)->run();
+}
 
 }  // namespace
 
@@ -94,7 +97,8 @@ struct Dataplane::Impl {
             rte_mbuf* m;
             while (r.handoff && rte_ring_dequeue(r.handoff, reinterpret_cast<void**>(&m)) == 0)
                 rte_pktmbuf_free(m);
-            while (r.service_tx && rte_ring_dequeue(r.service_tx, reinterpret_cast<void**>(&m)) == 0)
+            while (r.service_tx &&
+                   rte_ring_dequeue(r.service_tx, reinterpret_cast<void**>(&m)) == 0)
                 rte_pktmbuf_free(m);
             rte_ring_free(r.commands);
             rte_ring_free(r.expired);
@@ -128,7 +132,8 @@ Dataplane::Dataplane(const Config& config) : impl_(std::make_unique<Impl>(config
     // Enough buffers for every descriptor, every burst in flight and the caches.
     const unsigned workers = st.workers();
     unsigned needed = 0;
-    for (const auto& p : dp.ports) needed += (workers + 1) * p.rx_descriptors + workers * p.tx_descriptors;
+    for (const auto& p : dp.ports)
+        needed += (workers + 1) * p.rx_descriptors + workers * p.tx_descriptors;
     needed += (workers + 1) * (kMbufCache + 2 * 64) + workers * kHandoffRingSize;
     if (dp.mbufs < needed)
         throw std::runtime_error("dataplane.mbufs: " + std::to_string(dp.mbufs) +
@@ -148,10 +153,12 @@ Dataplane::Dataplane(const Config& config) : impl_(std::make_unique<Impl>(config
     for (unsigned w = 0; w < workers; ++w) {
         const std::string n = std::to_string(w);
         WorkerRings r;
-        r.commands = make_ring("cmd" + n, kCommandRingSize, sizeof(void*), RING_F_SP_ENQ | RING_F_SC_DEQ);
+        r.commands =
+            make_ring("cmd" + n, kCommandRingSize, sizeof(void*), RING_F_SP_ENQ | RING_F_SC_DEQ);
         r.expired = make_ring("exp" + n, ring_size_for(dp.max_sessions), sizeof(ExpiredSession),
                               RING_F_SP_ENQ | RING_F_SC_DEQ);
-        r.events = make_ring("evt" + n, kEventRingSize, sizeof(SlowPathEvent), RING_F_SP_ENQ | RING_F_SC_DEQ);
+        r.events = make_ring("evt" + n, kEventRingSize, sizeof(SlowPathEvent),
+                             RING_F_SP_ENQ | RING_F_SC_DEQ);
         r.handoff = make_ring("hand" + n, kHandoffRingSize, sizeof(void*), RING_F_SC_DEQ);
         if (w == 0)
             r.service_tx = make_ring("svctx", kServiceTxRingSize, sizeof(void*),
@@ -176,20 +183,24 @@ Dataplane::~Dataplane() = default;
 int Dataplane::run(const std::atomic<bool>& stop_requested) {
     Impl& im = *impl_;
     DataplaneState& st = im.state;
-    for (unsigned w = 0; w < st.workers(); ++w) im.workers.push_back(std::make_unique<Worker>(st, w));
+    for (unsigned w = 0; w < st.workers(); ++w)
+        im.workers.push_back(std::make_unique<Worker>(st, w));
     for (unsigned w = 0; w < st.workers(); ++w) {
         int rc = rte_eal_remote_launch(worker_entry, im.workers[w].get(), st.worker_lcores[w]);
         if (rc != 0) {
             im.stop_workers();
-            throw std::runtime_error("cannot launch worker on lcore " + std::to_string(st.worker_lcores[w]));
+            throw std::runtime_error("cannot launch worker on lcore " +
+                                     std::to_string(st.worker_lcores[w]));
         }
         im.workers_launched = true;
     }
 
-    std::printf("relay-dataplane: node %s up: %u worker(s)\n", im.config.node.name.c_str(), st.workers());
+    std::printf("relay-dataplane: node %s up: %u worker(s)\n", im.config.node.name.c_str(),
+                st.workers());
     for (const auto& p : st.ports) {
-        std::printf("  port %s: DPDK port %u, MAC %s, %u RX queue(s)%s, addresses", p.name.c_str(), p.port_id,
-                    format_mac(p.context.mac).c_str(), p.rx_queues, p.rss ? " with RSS" : "");
+        std::printf("  port %s: DPDK port %u, MAC %s, %u RX queue(s)%s, addresses", p.name.c_str(),
+                    p.port_id, format_mac(p.context.mac).c_str(), p.rx_queues,
+                    p.rss ? " with RSS" : "");
         for (unsigned i = 0; i < p.context.address_count; ++i)
             std::printf(" %s", format_prefix(p.context.addresses[i]).c_str());
         std::printf("\n");

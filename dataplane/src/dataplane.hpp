@@ -13,7 +13,7 @@
 namespace relay::dp {
 
 class Dataplane {
-public:
+  public:
     // Throws std::runtime_error with an operator-readable message when the
     // config or the EAL cannot be satisfied.
     explicit Dataplane(const Config& config);
@@ -24,7 +24,7 @@ public:
     // Serves until `stop_requested` becomes true; returns the exit code.
     int run(const std::atomic<bool>& stop_requested);
 
-private:
+  private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

@@ -23,8 +23,8 @@
 namespace relay::dp {
 
 struct PortRuntime {
-    std::string name;     // config name, the `port` metrics label
-    uint16_t port_id = 0;  // DPDK port id
+    std::string name;        // config name, the `port` metrics label
+    uint16_t port_id = 0;    // DPDK port id
     uint16_t rx_queues = 1;  // queue q is polled by worker q % workers
     bool rss = false;        // the NIC spreads by UDP destination port
     PortContext context;

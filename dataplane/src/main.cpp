@@ -13,7 +13,9 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 
-void on_signal(int) { g_stop.store(true); }
+void on_signal(int) {
+    g_stop.store(true);
+}
 
 int usage(FILE* out, int code) {
     std::fprintf(out,

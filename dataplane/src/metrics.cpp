@@ -45,18 +45,33 @@ std::vector<MetricFamily> DataplaneCollector::Collect() const {
         return static_cast<double>(total);
     };
 
-    auto rx_packets = family("relay_dataplane_rx_packets_total", "Packets received, per port.", MetricType::Counter);
-    auto rx_bytes = family("relay_dataplane_rx_bytes_total", "Bytes received, per port.", MetricType::Counter);
-    auto tx_packets = family("relay_dataplane_tx_packets_total", "Packets transmitted, per port.", MetricType::Counter);
-    auto tx_bytes = family("relay_dataplane_tx_bytes_total", "Bytes transmitted, per port.", MetricType::Counter);
+    auto rx_packets = family("relay_dataplane_rx_packets_total", "Packets received, per port.",
+                             MetricType::Counter);
+    auto rx_bytes =
+        family("relay_dataplane_rx_bytes_total", "Bytes received, per port.", MetricType::Counter);
+    auto tx_packets = family("relay_dataplane_tx_packets_total", "Packets transmitted, per port.",
+                             MetricType::Counter);
+    auto tx_bytes = family("relay_dataplane_tx_bytes_total", "Bytes transmitted, per port.",
+                           MetricType::Counter);
     auto missed = family("relay_dataplane_rx_missed_total",
-                         "Packets the device dropped because no RX descriptor was free.", MetricType::Counter);
+                         "Packets the device dropped because no RX descriptor was free.",
+                         MetricType::Counter);
     for (size_t p = 0; p < state_.ports.size(); ++p) {
         std::vector<ClientMetric::Label> port{{"port", state_.ports[p].name}};
-        add_sample(rx_packets, sum([&](const WorkerStats& s) -> const Counter& { return s.ports[p].rx_packets; }), port);
-        add_sample(rx_bytes, sum([&](const WorkerStats& s) -> const Counter& { return s.ports[p].rx_bytes; }), port);
-        add_sample(tx_packets, sum([&](const WorkerStats& s) -> const Counter& { return s.ports[p].tx_packets; }), port);
-        add_sample(tx_bytes, sum([&](const WorkerStats& s) -> const Counter& { return s.ports[p].tx_bytes; }), port);
+        add_sample(rx_packets, sum([&](const WorkerStats& s) -> const Counter& {
+                       return s.ports[p].rx_packets;
+                   }),
+                   port);
+        add_sample(rx_bytes,
+                   sum([&](const WorkerStats& s) -> const Counter& { return s.ports[p].rx_bytes; }),
+                   port);
+        add_sample(tx_packets, sum([&](const WorkerStats& s) -> const Counter& {
+                       return s.ports[p].tx_packets;
+                   }),
+                   port);
+        add_sample(tx_bytes,
+                   sum([&](const WorkerStats& s) -> const Counter& { return s.ports[p].tx_bytes; }),
+                   port);
         rte_eth_stats es{};
         if (rte_eth_stats_get(state_.ports[p].port_id, &es) == 0)
             add_sample(missed, static_cast<double>(es.imissed), port);
@@ -67,7 +82,8 @@ std::vector<MetricFamily> DataplaneCollector::Collect() const {
     out.push_back(std::move(tx_bytes));
     out.push_back(std::move(missed));
 
-    auto drops = family("relay_dataplane_drops_total", "Packets dropped, by reason.", MetricType::Counter);
+    auto drops =
+        family("relay_dataplane_drops_total", "Packets dropped, by reason.", MetricType::Counter);
     for (unsigned r = 1; r < kDropReasonCount; ++r)
         add_sample(drops, sum([&](const WorkerStats& s) -> const Counter& { return s.drops[r]; }),
                    {{"reason", drop_reason_name(static_cast<DropReason>(r))}});
@@ -79,48 +95,63 @@ std::vector<MetricFamily> DataplaneCollector::Collect() const {
         const Counter WorkerStats::*member;
     };
     static const Simple simple[] = {
-        {"relay_dataplane_forwarded_packets_total", "Packets relayed between the two sides of a session.", &WorkerStats::forwarded_packets},
-        {"relay_dataplane_forwarded_bytes_total", "IP bytes relayed between the two sides of a session.", &WorkerStats::forwarded_bytes},
-        {"relay_dataplane_latches_total", "Session sides confirmed (first latch or roam).", &WorkerStats::latches},
-        {"relay_dataplane_latch_refused_total", "Handshakes or binds refused (MAC, source prefix, stale).", &WorkerStats::latch_refused},
-        {"relay_dataplane_arp_replies_total", "ARP requests for our addresses answered.", &WorkerStats::arp_replies},
-        {"relay_dataplane_icmp_echo_replies_total", "ICMP echo requests answered.", &WorkerStats::icmp_replies},
+        {"relay_dataplane_forwarded_packets_total",
+         "Packets relayed between the two sides of a session.", &WorkerStats::forwarded_packets},
+        {"relay_dataplane_forwarded_bytes_total",
+         "IP bytes relayed between the two sides of a session.", &WorkerStats::forwarded_bytes},
+        {"relay_dataplane_latches_total", "Session sides confirmed (first latch or roam).",
+         &WorkerStats::latches},
+        {"relay_dataplane_latch_refused_total",
+         "Handshakes or binds refused (MAC, source prefix, stale).", &WorkerStats::latch_refused},
+        {"relay_dataplane_arp_replies_total", "ARP requests for our addresses answered.",
+         &WorkerStats::arp_replies},
+        {"relay_dataplane_icmp_echo_replies_total", "ICMP echo requests answered.",
+         &WorkerStats::icmp_replies},
         {"relay_dataplane_bind_acks_total", "Bind packets answered.", &WorkerStats::bind_acks},
-        {"relay_dataplane_handoffs_total", "Packets passed to the worker owning their session.", &WorkerStats::handoffs},
-        {"relay_dataplane_sessions_expired_total", "Sessions removed after their idle timeout.", &WorkerStats::sessions_expired},
+        {"relay_dataplane_handoffs_total", "Packets passed to the worker owning their session.",
+         &WorkerStats::handoffs},
+        {"relay_dataplane_sessions_expired_total", "Sessions removed after their idle timeout.",
+         &WorkerStats::sessions_expired},
     };
     for (const Simple& s : simple) {
         auto f = family(s.name, s.help, MetricType::Counter);
         add_sample(f, sum([&](const WorkerStats& w) -> const Counter& { return w.*(s.member); }));
         out.push_back(std::move(f));
     }
-    auto limited = family("relay_dataplane_rate_limited_packets_total",
-                          "Packets over a session's packet or byte rate, or the ICMP/handshake budget.",
-                          MetricType::Counter);
+    auto limited =
+        family("relay_dataplane_rate_limited_packets_total",
+               "Packets over a session's packet or byte rate, or the ICMP/handshake budget.",
+               MetricType::Counter);
     add_sample(limited, sum([&](const WorkerStats& s) -> const Counter& {
                    return s.drops[static_cast<unsigned>(DropReason::rate_limited)];
                }));
     out.push_back(std::move(limited));
 
-    auto sessions = family("relay_dataplane_sessions", "Relay sessions installed.", MetricType::Gauge);
+    auto sessions =
+        family("relay_dataplane_sessions", "Relay sessions installed.", MetricType::Gauge);
     add_sample(sessions, state_.session_count.load(std::memory_order_relaxed));
     out.push_back(std::move(sessions));
-    auto capacity = family("relay_dataplane_sessions_capacity", "Session table capacity.", MetricType::Gauge);
+    auto capacity =
+        family("relay_dataplane_sessions_capacity", "Session table capacity.", MetricType::Gauge);
     add_sample(capacity, state_.sessions->capacity());
     out.push_back(std::move(capacity));
 
-    auto pool_used = family("relay_dataplane_mempool_in_use", "Packet buffers in use.", MetricType::Gauge);
-    auto pool_size = family("relay_dataplane_mempool_size", "Packet buffers in the pool.", MetricType::Gauge);
+    auto pool_used =
+        family("relay_dataplane_mempool_in_use", "Packet buffers in use.", MetricType::Gauge);
+    auto pool_size =
+        family("relay_dataplane_mempool_size", "Packet buffers in the pool.", MetricType::Gauge);
     add_sample(pool_used, rte_mempool_in_use_count(state_.pool));
     add_sample(pool_size, state_.pool->size);
     out.push_back(std::move(pool_used));
     out.push_back(std::move(pool_size));
 
-    auto busy = family("relay_dataplane_lcore_busy_ratio",
-                       "Share of a worker's loop time spent on iterations that found work, since start.",
-                       MetricType::Gauge);
-    auto busy_cycles = family("relay_dataplane_lcore_busy_cycles_total",
-                              "TSC cycles a worker spent on iterations that found work.", MetricType::Counter);
+    auto busy =
+        family("relay_dataplane_lcore_busy_ratio",
+               "Share of a worker's loop time spent on iterations that found work, since start.",
+               MetricType::Gauge);
+    auto busy_cycles =
+        family("relay_dataplane_lcore_busy_cycles_total",
+               "TSC cycles a worker spent on iterations that found work.", MetricType::Counter);
     auto total_cycles = family("relay_dataplane_lcore_cycles_total",
                                "TSC cycles of a worker's loop.", MetricType::Counter);
     for (unsigned w = 0; w < workers; ++w) {
@@ -135,13 +166,15 @@ std::vector<MetricFamily> DataplaneCollector::Collect() const {
     out.push_back(std::move(busy_cycles));
     out.push_back(std::move(total_cycles));
 
-    auto info = family("relay_dataplane_info", "Always 1; labels describe this data plane.", MetricType::Gauge);
+    auto info = family("relay_dataplane_info", "Always 1; labels describe this data plane.",
+                       MetricType::Gauge);
     add_sample(info, 1, {{"node", node_name_}, {"workers", std::to_string(workers)}});
     out.push_back(std::move(info));
     return out;
 }
 
-MetricsServer::MetricsServer(const SocketAddress& listen, std::shared_ptr<DataplaneCollector> collector)
+MetricsServer::MetricsServer(const SocketAddress& listen,
+                             std::shared_ptr<DataplaneCollector> collector)
     : collector_(std::move(collector)) {
     const std::string bind = format_socket_address(listen);
     try {

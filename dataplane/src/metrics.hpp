@@ -19,22 +19,22 @@
 namespace relay::dp {
 
 class DataplaneCollector : public prometheus::Collectable {
-public:
+  public:
     DataplaneCollector(const DataplaneState& state, std::string node_name);
     std::vector<prometheus::MetricFamily> Collect() const override;
 
-private:
+  private:
     const DataplaneState& state_;
     std::string node_name_;
 };
 
 // Owns the HTTP endpoint.  Throws std::runtime_error when it cannot listen.
 class MetricsServer {
-public:
+  public:
     MetricsServer(const SocketAddress& listen, std::shared_ptr<DataplaneCollector> collector);
     std::string url() const { return url_; }
 
-private:
+  private:
     std::shared_ptr<DataplaneCollector> collector_;
     std::unique_ptr<prometheus::Exposer> exposer_;
     std::string url_;

@@ -89,7 +89,8 @@ void NeighbourService::request(uint16_t port_index, Ipv4 target, uint64_t now) {
     // unresolved peer must not become a flood of ARP.
     if (it != last_request_.end() && now - it->second < state_.tsc_hz) return;
     if (it == last_request_.end() && last_request_.size() >= kMaxPendingRequests) return;
-    if (send_arp(port_index, kArpOpRequest, source_for(port_index, target), target)) ++requests_sent_;
+    if (send_arp(port_index, kArpOpRequest, source_for(port_index, target), target))
+        ++requests_sent_;
     last_request_[key] = now;
 }
 
@@ -103,7 +104,9 @@ void NeighbourService::handle(const SlowPathEvent& e, uint64_t now) {
             state_.neighbours->update(e.port, e.ip, e.mac, now + state_.arp_ttl_cycles);
             last_request_.erase({e.port, e.ip});
             break;
-        case SlowPathEvent::Kind::resolve: request(e.port, e.ip, now); break;
+        case SlowPathEvent::Kind::resolve:
+            request(e.port, e.ip, now);
+            break;
     }
 }
 

@@ -13,7 +13,7 @@
 namespace relay::dp {
 
 class NeighbourService {
-public:
+  public:
     explicit NeighbourService(DataplaneState& state);
 
     // Gratuitous ARP for every address, and a first request for each gateway.
@@ -24,7 +24,7 @@ public:
     uint64_t requests_sent() const { return requests_sent_; }
     uint64_t announcements_sent() const { return announcements_sent_; }
 
-private:
+  private:
     void handle(const SlowPathEvent& e, uint64_t now);
     void request(uint16_t port_index, Ipv4 target, uint64_t now);
     bool send_arp(uint16_t port_index, uint16_t op, Ipv4 sender_ip, Ipv4 target_ip);

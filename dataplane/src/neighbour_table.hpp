@@ -13,7 +13,7 @@
 namespace relay::dp {
 
 class NeighbourTable {
-public:
+  public:
     // capacity is rounded up to a power of two.
     explicit NeighbourTable(uint32_t capacity = 4096);
 
@@ -35,7 +35,7 @@ public:
     };
     std::vector<Entry> snapshot() const;  // writer side or tests
 
-private:
+  private:
     struct Slot {
         std::atomic<uint32_t> seq{0};  // odd while being written
         std::atomic<uint32_t> ip{0};

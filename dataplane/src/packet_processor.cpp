@@ -20,7 +20,9 @@ bool is_bad_source(Ipv4 ip) {
     return ip == 0 || first == 127 || first >= 224;  // zero, loopback, multicast, class E/broadcast
 }
 
-void store_mac(uint8_t* p, const MacAddr& mac) { std::memcpy(p, mac.bytes.data(), 6); }
+void store_mac(uint8_t* p, const MacAddr& mac) {
+    std::memcpy(p, mac.bytes.data(), 6);
+}
 
 // Recomputes the IPv4 header checksum (20 bytes: cheaper than tracking deltas).
 void set_ipv4_checksum(uint8_t* ip) {
@@ -110,8 +112,10 @@ Verdict PacketProcessor::process(uint8_t* frame, uint32_t len, uint16_t port, ui
     switch (ip[kIpProto]) {
         case kIpProtoUdp:
             return handle_udp(frame, ip, total_len, port, pc.table_index[addr], now);
-        case kIpProtoIcmp: return handle_icmp(frame, ip, total_len, port, now);
-        default: return drop(DropReason::unsupported_protocol);
+        case kIpProtoIcmp:
+            return handle_icmp(frame, ip, total_len, port, now);
+        default:
+            return drop(DropReason::unsupported_protocol);
     }
 }
 
@@ -156,8 +160,8 @@ Verdict PacketProcessor::handle_arp(uint8_t* frame, uint8_t* arp, uint32_t avail
     return {Action::transmit, DropReason::none};
 }
 
-Verdict PacketProcessor::handle_icmp(uint8_t* frame, uint8_t* ip, uint32_t total_len,
-                                     uint16_t port, uint64_t now) {
+Verdict PacketProcessor::handle_icmp(uint8_t* frame, uint8_t* ip, uint32_t total_len, uint16_t port,
+                                     uint64_t now) {
     if (total_len < kIpv4HeaderLen + kIcmpHeaderLen) return drop(DropReason::malformed_icmp);
     uint8_t* icmp = ip + kIpv4HeaderLen;
     const uint32_t icmp_len = total_len - kIpv4HeaderLen;
@@ -215,8 +219,13 @@ Verdict PacketProcessor::handle_udp(uint8_t* frame, uint8_t* ip, uint32_t total_
     uint8_t* udp = ip + kIpv4HeaderLen;
     const uint16_t udp_len = load_be16(udp + kUdpLen);
     if (udp_len != total_len - kIpv4HeaderLen) return drop(DropReason::malformed_udp);
-    Datagram d{frame, ip, udp + kUdpHeaderLen, static_cast<uint32_t>(udp_len - kUdpHeaderLen), total_len,
-               {load_be32(ip + kIpSrc), load_be16(udp + kUdpSrcPort)}, port};
+    Datagram d{frame,
+               ip,
+               udp + kUdpHeaderLen,
+               static_cast<uint32_t>(udp_len - kUdpHeaderLen),
+               total_len,
+               {load_be32(ip + kIpSrc), load_be16(udp + kUdpSrcPort)},
+               port};
     if (d.src.port == 0) return drop(DropReason::bad_source);
     const uint16_t relay_port = load_be16(udp + kUdpDstPort);
 
@@ -238,11 +247,10 @@ Verdict PacketProcessor::handle_udp(uint8_t* frame, uint8_t* ip, uint32_t total_
 
     // Fast path: data between latched endpoints (all that line 0 and 1 of
     // the session hold).  WireGuard data is type 4 with three zero bytes.
-    const bool is_data =
-        s.policy == LatchPolicy::wireguard
-            ? d.payload_len >= 4 && load_le32(d.payload) == wg::kTypeData
-            : !(d.payload_len == bind::kLen &&
-                std::memcmp(d.payload, bind::kRequestMagic.data(), 4) == 0);
+    const bool is_data = s.policy == LatchPolicy::wireguard
+                             ? d.payload_len >= 4 && load_le32(d.payload) == wg::kTypeData
+                             : !(d.payload_len == bind::kLen &&
+                                 std::memcmp(d.payload, bind::kRequestMagic.data(), 4) == 0);
     if (is_data) {
         if (s.policy == LatchPolicy::wireguard && d.payload_len < wg::kDataMinLen)
             return drop(DropReason::malformed_handshake);
@@ -256,7 +264,8 @@ Verdict PacketProcessor::handle_udp(uint8_t* frame, uint8_t* ip, uint32_t total_
             return drop(DropReason::rate_limited);
         return forward(s, from, d, {to.ip, to.port}, to.on_link, now);
     }
-    if (s.policy == LatchPolicy::wireguard) return handle_wireguard_handshake(s, slot, d, from, now);
+    if (s.policy == LatchPolicy::wireguard)
+        return handle_wireguard_handshake(s, slot, d, from, now);
     return handle_bind(s, slot, d, from, now);
 }
 
@@ -283,10 +292,12 @@ Verdict PacketProcessor::handle_wireguard_handshake(Session& s, uint32_t slot, D
     const uint8_t type = payload[0];
 
     if (type == wg::kTypeInitiation || type == wg::kTypeResponse) {
-        const size_t expect_len = type == wg::kTypeInitiation ? wg::kInitiationLen : wg::kResponseLen;
+        const size_t expect_len =
+            type == wg::kTypeInitiation ? wg::kInitiationLen : wg::kResponseLen;
         if (plen != expect_len) return drop(DropReason::malformed_handshake);
         if (!s.handshakes.take(now, 1)) return drop(DropReason::rate_limited);
-        const size_t mac1_at = type == wg::kTypeInitiation ? wg::kInitiationMac1 : wg::kResponseMac1;
+        const size_t mac1_at =
+            type == wg::kTypeInitiation ? wg::kInitiationMac1 : wg::kResponseMac1;
         const std::span<const uint8_t> msg(payload, plen);
         const SessionCold& cold = sessions_.cold(slot);
         // mac1 is keyed with the receiver's public key: it tells who the sender is.
@@ -369,14 +380,16 @@ Verdict PacketProcessor::handle_wireguard_handshake(Session& s, uint32_t slot, D
             const SocketAddress to{peer.cand_ip, peer.cand_port};
             return forward(s, sender, d, to, on_link(d.port, to.ip), now);
         }
-        if (peer_ep.latched) return forward(s, sender, d, {peer_ep.ip, peer_ep.port}, peer_ep.on_link, now);
+        if (peer_ep.latched)
+            return forward(s, sender, d, {peer_ep.ip, peer_ep.port}, peer_ep.on_link, now);
         s.dropped[sender]++;
         return drop(DropReason::not_latched);
     }
     return drop(DropReason::malformed_handshake);
 }
 
-Verdict PacketProcessor::handle_bind(Session& s, uint32_t slot, Datagram& d, int from, uint64_t now) {
+Verdict PacketProcessor::handle_bind(Session& s, uint32_t slot, Datagram& d, int from,
+                                     uint64_t now) {
     uint8_t* payload = d.payload;
     if (payload[4] != bind::kVersion || payload[5] > 1 || payload[6] != 0 || payload[7] != 0)
         return drop(DropReason::malformed_handshake);
@@ -461,9 +474,10 @@ Verdict PacketProcessor::forward(Session& s, int from, Datagram& d, SocketAddres
     store_be32(ip + kIpDst, dst.ip);
     ip[kIpTtl] = kOutputTtl;
     const uint32_t addr_delta = checksum_delta32(d.src.ip, dst.ip);
-    store_be16(ip + kIpChecksum,
-               checksum_adjust(load_be16(ip + kIpChecksum),
-                               addr_delta + checksum_delta16(old_ttl_proto, load_be16(ip + kIpTtl))));
+    store_be16(
+        ip + kIpChecksum,
+        checksum_adjust(load_be16(ip + kIpChecksum),
+                        addr_delta + checksum_delta16(old_ttl_proto, load_be16(ip + kIpTtl))));
     std::memcpy(udp + kUdpSrcPort, udp + kUdpDstPort, 2);
     store_be16(udp + kUdpDstPort, dst.port);
     const uint16_t udp_sum = load_be16(udp + kUdpChecksum);

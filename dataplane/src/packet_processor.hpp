@@ -51,7 +51,7 @@ struct SlowPathEvent {
 };
 
 class PacketProcessor {
-public:
+  public:
     static constexpr unsigned kMaxEvents = 64;
     static constexpr unsigned kIcmpPerSecond = 1000;
     static constexpr unsigned kIcmpBurst = 100;
@@ -85,7 +85,7 @@ public:
     uint8_t shard() const { return shard_; }
     bool owns(uint16_t relay_port) const { return !shard_map_ || shard_map_[relay_port] == shard_; }
 
-private:
+  private:
     // A UDP datagram to one of our addresses, as parsed so far.
     struct Datagram {
         uint8_t* frame;

@@ -17,10 +17,10 @@ namespace {
 // Our own RSS key, set on every port, so that software can compute which
 // queue (= worker) the NIC picks for a relay port.  The classic symmetric-ish
 // pattern is fine: only the destination port is hashed.
-constexpr uint8_t kRssKey[40] = {
-    0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
-    0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
-    0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a};
+constexpr uint8_t kRssKey[40] = {0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
+                                 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
+                                 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
+                                 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a};
 constexpr uint64_t kRssTypes = RTE_ETH_RSS_NONFRAG_IPV4_UDP | RTE_ETH_RSS_L4_DST_ONLY;
 
 std::runtime_error port_error(const PortConfig& p, const std::string& what) {
@@ -32,7 +32,8 @@ std::string known_devices() {
     uint16_t id;
     RTE_ETH_FOREACH_DEV(id) {
         char name[RTE_ETH_NAME_MAX_LEN];
-        if (rte_eth_dev_get_name_by_port(id, name) == 0) out += (out.empty() ? "" : ", ") + std::string(name);
+        if (rte_eth_dev_get_name_by_port(id, name) == 0)
+            out += (out.empty() ? "" : ", ") + std::string(name);
     }
     return out.empty() ? "none" : out;
 }
@@ -81,7 +82,8 @@ void setup_ports(const DataplaneConfig& config, DataplaneState& state,
             throw port_error(pc, "no such DPDK device (devices found: " + known_devices() +
                                      "); check dataplane.eal.vdevs / allow");
         rte_eth_dev_info info{};
-        if (rte_eth_dev_info_get(port_id, &info) != 0) throw port_error(pc, "cannot read device info");
+        if (rte_eth_dev_info_get(port_id, &info) != 0)
+            throw port_error(pc, "cannot read device info");
 
         // One TX queue per worker; the service thread's ARP goes out through
         // worker 0's (see WorkerRings::service_tx).
@@ -108,7 +110,8 @@ void setup_ports(const DataplaneConfig& config, DataplaneState& state,
             conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
             conf.rx_adv_conf.rss_conf.rss_key = const_cast<uint8_t*>(kRssKey);
             conf.rx_adv_conf.rss_conf.rss_key_len = sizeof kRssKey;
-            conf.rx_adv_conf.rss_conf.rss_hf = kRssTypes & (info.flow_type_rss_offloads | RTE_ETH_RSS_L4_DST_ONLY);
+            conf.rx_adv_conf.rss_conf.rss_hf =
+                kRssTypes & (info.flow_type_rss_offloads | RTE_ETH_RSS_L4_DST_ONLY);
             rss = true;
         }
         int rc = rte_eth_dev_configure(port_id, static_cast<uint16_t>(rx_queues),
@@ -133,13 +136,16 @@ void setup_ports(const DataplaneConfig& config, DataplaneState& state,
         const int socket = rte_eth_dev_socket_id(port_id);
         for (unsigned q = 0; q < rx_queues; ++q) {
             rc = rte_eth_rx_queue_setup(port_id, static_cast<uint16_t>(q), rxd,
-                                        static_cast<unsigned>(socket < 0 ? 0 : socket), nullptr, state.pool);
-            if (rc != 0) throw port_error(pc, "RX queue setup failed: " + std::string(rte_strerror(-rc)));
+                                        static_cast<unsigned>(socket < 0 ? 0 : socket), nullptr,
+                                        state.pool);
+            if (rc != 0)
+                throw port_error(pc, "RX queue setup failed: " + std::string(rte_strerror(-rc)));
         }
         for (unsigned q = 0; q < tx_queues; ++q) {
             rc = rte_eth_tx_queue_setup(port_id, static_cast<uint16_t>(q), txd,
                                         static_cast<unsigned>(socket < 0 ? 0 : socket), nullptr);
-            if (rc != 0) throw port_error(pc, "TX queue setup failed: " + std::string(rte_strerror(-rc)));
+            if (rc != 0)
+                throw port_error(pc, "TX queue setup failed: " + std::string(rte_strerror(-rc)));
         }
         if (pc.mac) {
             rte_ether_addr mac;
@@ -154,12 +160,14 @@ void setup_ports(const DataplaneConfig& config, DataplaneState& state,
         // An overridden MAC is not the one the link layer below may filter on.
         if (pc.mac) rte_eth_promiscuous_enable(port_id);
 
-        if (rss && workers > 1 && info.reta_size > 0 && program_reta(port_id, info.reta_size, rx_queues) &&
-            !rss_shard_map_set && rx_queues == workers) {
+        if (rss && workers > 1 && info.reta_size > 0 &&
+            program_reta(port_id, info.reta_size, rx_queues) && !rss_shard_map_set &&
+            rx_queues == workers) {
             // Make the software shard map agree with the NIC, so that packets
             // arrive on the worker that owns their session and need no handoff.
             for (unsigned p = 0; p < 65536; ++p)
-                state.shard_map[p] = static_cast<uint8_t>(rss_queue_of(static_cast<uint16_t>(p), workers, info.reta_size));
+                state.shard_map[p] = static_cast<uint8_t>(
+                    rss_queue_of(static_cast<uint16_t>(p), workers, info.reta_size));
             rss_shard_map_set = true;
         }
 
@@ -177,7 +185,8 @@ void setup_ports(const DataplaneConfig& config, DataplaneState& state,
             const unsigned i = runtime.context.address_count++;
             runtime.context.addresses[i] = a;
             for (size_t k = 0; k < relay_addresses.size(); ++k)
-                if (relay_addresses[k] == a.addr) runtime.context.table_index[i] = static_cast<uint8_t>(k);
+                if (relay_addresses[k] == a.addr)
+                    runtime.context.table_index[i] = static_cast<uint8_t>(k);
         }
         state.ports.push_back(std::move(runtime));
     }

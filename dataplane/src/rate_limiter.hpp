@@ -28,7 +28,8 @@ struct GcraLimit {
             return;
         }
         if (burst == 0) burst = rate;
-        const unsigned __int128 cost = ((static_cast<unsigned __int128>(tsc_hz) << kFrac) + rate - 1) / rate;
+        const unsigned __int128 cost =
+            ((static_cast<unsigned __int128>(tsc_hz) << kFrac) + rate - 1) / rate;
         cost_fp = cost == 0 ? 1 : static_cast<uint64_t>(cost);
         // A depth beyond 2^62 cycles (years) is as good as unlimited.
         const unsigned __int128 depth = (cost * burst) >> kFrac;

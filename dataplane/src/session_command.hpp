@@ -18,9 +18,9 @@ struct SessionCommand {
 
     Kind kind = Kind::install;
     uint32_t slot = 0;
-    uint64_t id = 0;          // the session the slot must hold (update, uninstall)
-    SessionSpec spec;         // install
-    SessionUpdate update;     // update
+    uint64_t id = 0;                       // the session the slot must hold (update, uninstall)
+    SessionSpec spec;                      // install
+    SessionUpdate update;                  // update
     std::vector<uint32_t> snapshot_slots;  // snapshot: slots to read ...
     std::vector<SessionStats> snapshot;    // ... and what they hold (same order)
     std::atomic<State> state{State::pending};

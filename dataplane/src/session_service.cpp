@@ -79,12 +79,18 @@ ipc::Response SessionService::handle(const ipc::Request& request) {
     return std::visit(
         [this](const auto& body) -> ipc::Response {
             using T = std::decay_t<decltype(body)>;
-            if constexpr (std::is_same_v<T, ipc::HealthRequest>) return health();
-            else if constexpr (std::is_same_v<T, ipc::AddSessionRequest>) return add(body.spec);
-            else if constexpr (std::is_same_v<T, ipc::UpdateSessionRequest>) return update(body.update);
-            else if constexpr (std::is_same_v<T, ipc::RemoveSessionRequest>) return remove(body.id);
-            else if constexpr (std::is_same_v<T, ipc::GetSessionRequest>) return get(body.id);
-            else return list(body);
+            if constexpr (std::is_same_v<T, ipc::HealthRequest>)
+                return health();
+            else if constexpr (std::is_same_v<T, ipc::AddSessionRequest>)
+                return add(body.spec);
+            else if constexpr (std::is_same_v<T, ipc::UpdateSessionRequest>)
+                return update(body.update);
+            else if constexpr (std::is_same_v<T, ipc::RemoveSessionRequest>)
+                return remove(body.id);
+            else if constexpr (std::is_same_v<T, ipc::GetSessionRequest>)
+                return get(body.id);
+            else
+                return list(body);
         },
         request.body);
 }
@@ -105,9 +111,10 @@ ipc::Response SessionService::health() const {
 
 ipc::Response SessionService::add(const SessionSpec& spec) {
     if (state_.sessions->address_index(spec.relay_ip) < 0)
-        return error(Status::unknown_address,
-                     "relay_ip " + format_ipv4(spec.relay_ip) + " is not an address of this data plane");
-    if (spec.policy == LatchPolicy::wireguard && spec.sides[0].public_key == spec.sides[1].public_key)
+        return error(Status::unknown_address, "relay_ip " + format_ipv4(spec.relay_ip) +
+                                                  " is not an address of this data plane");
+    if (spec.policy == LatchPolicy::wireguard &&
+        spec.sides[0].public_key == spec.sides[1].public_key)
         return error(Status::invalid_argument, "sides[0] and sides[1] have the same public key");
     if (sessions_.count(spec.id))
         return error(Status::exists, "session id " + std::to_string(spec.id) + " exists");
@@ -117,8 +124,8 @@ ipc::Response SessionService::add(const SessionSpec& spec) {
                                          " is in use");
     const uint32_t slot = state_.sessions->allocate_slot();
     if (slot == kNoSlot)
-        return error(Status::table_full, "session table full (" +
-                                             std::to_string(state_.sessions->capacity()) + ")");
+        return error(Status::table_full,
+                     "session table full (" + std::to_string(state_.sessions->capacity()) + ")");
     auto cmd = std::make_shared<SessionCommand>();
     cmd->kind = SessionCommand::Kind::install;
     cmd->slot = slot;
@@ -139,7 +146,8 @@ ipc::Response SessionService::add(const SessionSpec& spec) {
 
 ipc::Response SessionService::update(const SessionUpdate& u) {
     auto it = sessions_.find(u.id);
-    if (it == sessions_.end()) return error(Status::not_found, "no session " + std::to_string(u.id));
+    if (it == sessions_.end())
+        return error(Status::not_found, "no session " + std::to_string(u.id));
     auto cmd = std::make_shared<SessionCommand>();
     cmd->kind = SessionCommand::Kind::update;
     cmd->slot = it->second.slot;
@@ -148,7 +156,8 @@ ipc::Response SessionService::update(const SessionUpdate& u) {
     Status failure = Status::internal;
     if (!execute(it->second.worker, cmd, failure)) {
         drain_expired();
-        if (!sessions_.count(u.id)) return error(Status::not_found, "session " + std::to_string(u.id) + " expired");
+        if (!sessions_.count(u.id))
+            return error(Status::not_found, "session " + std::to_string(u.id) + " expired");
         return error(failure, "update failed");
     }
     return ok();
@@ -202,9 +211,11 @@ ipc::Response SessionService::list(const ipc::ListSessionsRequest& r) {
         cmd->kind = SessionCommand::Kind::snapshot;
         for (auto& [id, slot] : per_worker[w]) cmd->snapshot_slots.push_back(slot);
         Status failure = Status::internal;
-        if (!execute(static_cast<uint8_t>(w), cmd, failure)) return error(failure, "worker did not answer");
+        if (!execute(static_cast<uint8_t>(w), cmd, failure))
+            return error(failure, "worker did not answer");
         for (size_t i = 0; i < cmd->snapshot.size(); ++i)
-            if (cmd->snapshot[i].spec.id == per_worker[w][i].first) found[per_worker[w][i].first] = cmd->snapshot[i];
+            if (cmd->snapshot[i].spec.id == per_worker[w][i].first)
+                found[per_worker[w][i].first] = cmd->snapshot[i];
     }
     ipc::ListSessionsReply reply;
     reply.more = more;

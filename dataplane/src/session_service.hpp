@@ -16,7 +16,7 @@
 namespace relay::dp {
 
 class SessionService {
-public:
+  public:
     SessionService(DataplaneState& state, uint64_t instance_id);
 
     ipc::Response handle(const ipc::Request& request);
@@ -25,7 +25,7 @@ public:
 
     size_t session_count() const { return sessions_.size(); }
 
-private:
+  private:
     struct Entry {
         uint32_t slot;
         uint8_t worker;
@@ -46,7 +46,7 @@ private:
     DataplaneState& state_;
     uint64_t instance_id_;
     std::chrono::steady_clock::time_point started_;
-    std::map<uint64_t, Entry> sessions_;                 // by id, ordered for listing
+    std::map<uint64_t, Entry> sessions_;                    // by id, ordered for listing
     std::set<std::pair<Ipv4, uint16_t>> endpoints_in_use_;  // (relay ip, relay port)
 };
 

@@ -54,7 +54,7 @@ struct SideLatch {
 // limits (touched only when the session has any); latching state comes last.
 struct alignas(64) Session {
     // --- line 0 ---
-    uint64_t id = 0;  // 0 = free slot
+    uint64_t id = 0;             // 0 = free slot
     uint64_t last_activity = 0;  // TSC
     uint64_t idle_timeout = 0;   // TSC cycles
     Ipv4 relay_ip = 0;
@@ -86,7 +86,7 @@ struct SessionCold {
 };
 
 class SessionTable {
-public:
+  public:
     // `relay_addresses`: the data plane's addresses; addr_index is a position in it.
     SessionTable(uint32_t capacity, std::vector<Ipv4> relay_addresses);
 
@@ -126,7 +126,7 @@ public:
     // Returns the slot or kNoSlot.
     uint32_t add(const SessionSpec& spec, uint64_t now, uint64_t tsc_hz);
 
-private:
+  private:
     uint32_t capacity_;
     std::vector<Ipv4> addresses_;
     std::unique_ptr<uint32_t[]> index_;  // addresses × 65536 → slot

@@ -76,14 +76,18 @@ void Worker::handle_burst(rte_mbuf** pkts, unsigned n, uint16_t port_index, uint
     processor_->process_burst(frames, lens, n, port_index, now, verdicts);
     for (unsigned i = 0; i < n; ++i) {
         switch (verdicts[i].action) {
-            case Action::transmit: enqueue_tx(port_index, pkts[i]); break;
+            case Action::transmit:
+                enqueue_tx(port_index, pkts[i]);
+                break;
             case Action::handoff:
                 if (rte_ring_mp_enqueue(state_.rings[verdicts[i].owner].handoff, pkts[i]) != 0) {
                     stats_.drops[static_cast<unsigned>(DropReason::wrong_shard)].add();
                     rte_pktmbuf_free(pkts[i]);
                 }
                 break;
-            case Action::drop: rte_pktmbuf_free(pkts[i]); break;
+            case Action::drop:
+                rte_pktmbuf_free(pkts[i]);
+                break;
         }
     }
 }

@@ -13,12 +13,12 @@
 namespace relay::dp {
 
 class Worker {
-public:
+  public:
     Worker(DataplaneState& state, unsigned index);
     // The lcore entry point; returns when state.stop is set.
     int run();
 
-private:
+  private:
     struct TxBuffer {
         unsigned count = 0;
         rte_mbuf* pkts[64];

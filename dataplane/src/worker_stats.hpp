@@ -15,11 +15,13 @@ constexpr unsigned kMaxPorts = 16;
 constexpr unsigned kMaxAddressesPerPort = 64;
 
 class Counter {
-public:
-    void add(uint64_t n = 1) { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  public:
+    void add(uint64_t n = 1) {
+        v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    }
     uint64_t get() const { return v_.load(std::memory_order_relaxed); }
 
-private:
+  private:
     std::atomic<uint64_t> v_{0};
 };
 
@@ -38,12 +40,12 @@ struct alignas(64) WorkerStats {
     Counter bind_acks;
     Counter forwarded_packets;
     Counter forwarded_bytes;
-    Counter latches;         // side confirmations (first latch and roams)
-    Counter latch_refused;   // handshakes/binds refused (bad MAC, source prefix, stale)
-    Counter handoffs;        // packets passed to the worker that owns their session
+    Counter latches;        // side confirmations (first latch and roams)
+    Counter latch_refused;  // handshakes/binds refused (bad MAC, source prefix, stale)
+    Counter handoffs;       // packets passed to the worker that owns their session
     Counter sessions_expired;
-    Counter busy_cycles;     // TSC cycles spent on non-empty iterations
-    Counter total_cycles;    // TSC cycles of the loop in all
+    Counter busy_cycles;   // TSC cycles spent on non-empty iterations
+    Counter total_cycles;  // TSC cycles of the loop in all
 };
 
 }  // namespace relay::dp

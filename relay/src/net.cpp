@@ -23,7 +23,8 @@ std::optional<Ipv4Prefix> parse_ipv4_prefix(std::string_view text) {
     auto len_text = text.substr(slash + 1);
     unsigned len = 0;
     auto [end, ec] = std::from_chars(len_text.data(), len_text.data() + len_text.size(), len);
-    if (ec != std::errc{} || end != len_text.data() + len_text.size() || len_text.empty() || len > 32)
+    if (ec != std::errc{} || end != len_text.data() + len_text.size() || len_text.empty() ||
+        len > 32)
         return std::nullopt;
     return Ipv4Prefix{*ip, static_cast<uint8_t>(len)};
 }

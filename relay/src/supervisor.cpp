@@ -19,7 +19,9 @@ using Clock = std::chrono::steady_clock;
 
 std::atomic<int> g_stop_signal{0};
 
-void on_stop_signal(int sig) { g_stop_signal.store(sig); }
+void on_stop_signal(int sig) {
+    g_stop_signal.store(sig);
+}
 
 struct Child {
     const ChildSpec* spec;
@@ -64,7 +66,8 @@ void stop_all(std::vector<Child>& children, double timeout_s) {
             if (c.pid <= 0) continue;
             int status = 0;
             if (waitpid(c.pid, &status, WNOHANG) == c.pid) {
-                std::printf("relay run: %s %s\n", c.spec->name.c_str(), describe_status(status).c_str());
+                std::printf("relay run: %s %s\n", c.spec->name.c_str(),
+                            describe_status(status).c_str());
                 c.pid = -1;
             } else {
                 running = true;
@@ -132,7 +135,8 @@ int supervise(const std::vector<ChildSpec>& specs, const SupervisorOptions& opti
             for (auto& c : children) {
                 if (c.pid != pid) continue;
                 c.pid = -1;
-                const double ran_s = std::chrono::duration<double>(Clock::now() - c.started).count();
+                const double ran_s =
+                    std::chrono::duration<double>(Clock::now() - c.started).count();
                 std::fprintf(stderr, "relay run: %s %s after %.1f s\n", c.spec->name.c_str(),
                              describe_status(status).c_str(), ran_s);
                 if (ran_s < options.quick_failure_s) {
@@ -146,8 +150,8 @@ int supervise(const std::vector<ChildSpec>& specs, const SupervisorOptions& opti
                     c.delay_s = 1.0;
                 }
                 if (!exit_code) {
-                    std::fprintf(stderr, "relay run: restarting %s in %.0f s\n", c.spec->name.c_str(),
-                                 c.delay_s);
+                    std::fprintf(stderr, "relay run: restarting %s in %.0f s\n",
+                                 c.spec->name.c_str(), c.delay_s);
                     c.restart_at = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                                       std::chrono::duration<double>(c.delay_s));
                     c.delay_s = std::min(c.delay_s * 2, options.max_restart_delay_s);

@@ -11,15 +11,15 @@
 namespace relay {
 
 struct ChildSpec {
-    std::string name;                // for messages: "relay-dataplane"
-    std::vector<std::string> argv;   // argv[0] is the executable's path
+    std::string name;               // for messages: "relay-dataplane"
+    std::vector<std::string> argv;  // argv[0] is the executable's path
 };
 
 struct SupervisorOptions {
-    int max_quick_failures = 3;      // consecutive exits within quick_failure_s of start
+    int max_quick_failures = 3;  // consecutive exits within quick_failure_s of start
     double quick_failure_s = 3.0;
     double max_restart_delay_s = 30.0;
-    double stop_timeout_s = 10.0;    // SIGTERM, then SIGKILL
+    double stop_timeout_s = 10.0;  // SIGTERM, then SIGKILL
 };
 
 // Runs until a signal asks to stop (returns 0) or a child cannot be kept

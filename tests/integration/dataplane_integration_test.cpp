@@ -352,8 +352,7 @@ class DataplaneInstance {
             << "dataplane:\n"
             << "  eal:\n"
             << "    lcores: \"0-" << workers_ << "\"\n"
-            << (workers_ > 1 ? "    lcore_cpus: \"0-1\"\n" : "")
-            << "    main_lcore: 0\n"
+            << (workers_ > 1 ? "    lcore_cpus: \"0-1\"\n" : "") << "    main_lcore: 0\n"
             << "    hugepages: false\n"
             << "    memory_mb: 256\n"
             << "    file_prefix: " << file_prefix_ << "\n"
@@ -462,8 +461,8 @@ class LabEnvironment : public ::testing::Environment {
                                          const std::string& device = "net_af_packet") {
         dataplane_.reset();
         ready_for_scenarios_ = false;
-        dataplane_ = std::make_unique<DataplaneInstance>(*lab_, ++instances_started_, workers,
-                                                         device);
+        dataplane_ =
+            std::make_unique<DataplaneInstance>(*lab_, ++instances_started_, workers, device);
         return *dataplane_;
     }
     DataplaneInstance* current_dataplane() { return dataplane_.get(); }
@@ -1065,12 +1064,11 @@ TEST_F(DataplaneIntegration, RunsOnAfXdpAndPcapDevices) {
         DataplaneInstance& other = g_lab->restart_dataplane(1, device);
         EXPECT_GE(other.drops_when_at_least("arp_consumed", 1), 1) << "gateway never answered";
         lab().network().ip({"neigh", "flush", "dev", lab().network_if()});
-        const lab::CommandResult ping = lab::run_command(
-            {"ip", "netns", "exec", lab().network_ns(), "ping", "-n", "-c", "3", "-i", "0.2", "-W",
-             "5", format_ipv4(kRelayIp)});
+        const lab::CommandResult ping =
+            lab::run_command({"ip", "netns", "exec", lab().network_ns(), "ping", "-n", "-c", "3",
+                              "-i", "0.2", "-W", "5", format_ipv4(kRelayIp)});
         EXPECT_EQ(ping.exit_code, 0) << ping.output << other.log();
-        EXPECT_GE(other.metric_when_at_least("relay_dataplane_icmp_echo_replies_total", {}, 3),
-                  3);
+        EXPECT_GE(other.metric_when_at_least("relay_dataplane_icmp_echo_replies_total", {}, 3), 3);
         EXPECT_GE(other.metric("relay_dataplane_arp_replies_total"), 1);
         g_lab->forget_dataplane();
     }

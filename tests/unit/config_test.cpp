@@ -310,9 +310,10 @@ TEST(ConfigEal, LcoreCpusFloatEveryLcoreOverThoseCpus) {
 
 TEST(ConfigEal, BadLcoreCpusNamesTheKey) {
     try {
-        load("dataplane:\n  eal:\n    lcores: \"0-1\"\n    lcore_cpus: \"one\"\n"
-             "  workers: [1]\n  ports:\n"
-             "    - {name: p0, device: net_ring0, addresses: [10.0.0.1/24]}\n");
+        load(
+            "dataplane:\n  eal:\n    lcores: \"0-1\"\n    lcore_cpus: \"one\"\n"
+            "  workers: [1]\n  ports:\n"
+            "    - {name: p0, device: net_ring0, addresses: [10.0.0.1/24]}\n");
         ADD_FAILURE() << "accepted a bad lcore_cpus";
     } catch (const ConfigError& e) {
         EXPECT_EQ(e.key(), "dataplane.eal.lcore_cpus") << describe(e);

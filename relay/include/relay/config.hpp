@@ -15,40 +15,40 @@
 namespace relay {
 
 class ConfigError : public std::runtime_error {
-public:
+  public:
     // `line` is 1-based; 0 when the problem has no single place (e.g. a missing file).
     ConfigError(std::string file, int line, std::string key, std::string message);
     const std::string& file() const { return file_; }
     int line() const { return line_; }
     const std::string& key() const { return key_; }  // dotted path, e.g. dataplane.ports[0].vlan
 
-private:
+  private:
     std::string file_;
     int line_;
     std::string key_;
 };
 
 struct EalConfig {
-    std::string lcores = "0";       // passed as -l; must include main_lcore and every worker
+    std::string lcores = "0";  // passed as -l; must include main_lcore and every worker
     // CPUs the lcores run on; empty: lcore i runs on CPU i (-l).  Set, every
     // lcore floats over these CPUs (--lcores), e.g. to run more lcores than a
     // small test machine has CPUs.  Not for production: workers then share CPUs.
     std::string lcore_cpus;
-    unsigned main_lcore = 0;        // --main-lcore
-    bool hugepages = false;         // false: --no-huge
-    unsigned memory_mb = 512;       // -m (required with hugepages: false)
-    std::string file_prefix = "relay";  // --file-prefix, distinct per instance on one host
-    bool pci = false;               // false: --no-pci (virtual devices only)
-    std::vector<std::string> allow;     // -a PCI addresses (only with pci: true)
-    std::vector<std::string> vdevs;     // --vdev arguments, e.g. "net_tap0,iface=rly0"
+    unsigned main_lcore = 0;              // --main-lcore
+    bool hugepages = false;               // false: --no-huge
+    unsigned memory_mb = 512;             // -m (required with hugepages: false)
+    std::string file_prefix = "relay";    // --file-prefix, distinct per instance on one host
+    bool pci = false;                     // false: --no-pci (virtual devices only)
+    std::vector<std::string> allow;       // -a PCI addresses (only with pci: true)
+    std::vector<std::string> vdevs;       // --vdev arguments, e.g. "net_tap0,iface=rly0"
     std::vector<std::string> extra_args;  // appended verbatim (e.g. "--log-level=lib.eal:debug")
 };
 
 struct PortConfig {
-    std::string name;        // label in metrics and logs: [a-z0-9_-]{1,32}
-    std::string device;      // DPDK device name: a vdev name ("net_tap0") or a PCI address
+    std::string name;            // label in metrics and logs: [a-z0-9_-]{1,32}
+    std::string device;          // DPDK device name: a vdev name ("net_tap0") or a PCI address
     std::optional<MacAddr> mac;  // override the device's MAC
-    uint16_t vlan = 0;       // 802.1Q VLAN id; 0 = untagged
+    uint16_t vlan = 0;           // 802.1Q VLAN id; 0 = untagged
     std::vector<Ipv4Prefix> addresses;  // relay addresses on this port, with on-link prefix
     std::optional<Ipv4> gateway;        // next hop for off-link destinations
     uint16_t rx_descriptors = 1024;
@@ -60,11 +60,11 @@ struct DataplaneConfig {
     EalConfig eal;
     std::vector<unsigned> workers = {0};  // worker lcore ids
     std::vector<PortConfig> ports;
-    unsigned burst_size = 32;          // 1..64
+    unsigned burst_size = 32;           // 1..64
     unsigned idle_sleep_max_us = 1000;  // 0 = pure busy polling
-    unsigned mbufs = 16383;            // mbufs in the packet pool
-    unsigned max_sessions = 65536;     // session table capacity
-    unsigned arp_cache_ttl_s = 300;    // neighbour entry lifetime
+    unsigned mbufs = 16383;             // mbufs in the packet pool
+    unsigned max_sessions = 65536;      // session table capacity
+    unsigned arp_cache_ttl_s = 300;     // neighbour entry lifetime
     std::string ipc_socket = "/run/relay/dataplane.sock";
     SocketAddress metrics_listen{0x7f000001, 9477};
 };

@@ -17,7 +17,7 @@ Unexpected(E) -> Unexpected<E>;
 
 template <typename T, typename E>
 class Result {
-public:
+  public:
     Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}
     Result(Unexpected<E> e) : v_(std::in_place_index<1>, std::move(e.error)) {}
 
@@ -31,7 +31,7 @@ public:
     const T* operator->() const { return &value(); }
     const E& error() const { return std::get<1>(v_); }
 
-private:
+  private:
     std::variant<T, E> v_;
 };
 

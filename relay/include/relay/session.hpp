@@ -28,8 +28,8 @@ struct SessionLimits {
 };
 
 struct SideSpec {
-    PublicKey public_key{};        // used by the wireguard policy (mac1 key of this side)
-    Ipv4Prefix allowed_source{};   // len 0 = any source
+    PublicKey public_key{};       // used by the wireguard policy (mac1 key of this side)
+    Ipv4Prefix allowed_source{};  // len 0 = any source
     bool operator==(const SideSpec&) const = default;
 };
 
@@ -41,7 +41,7 @@ struct SessionSpec {
     std::array<SideSpec, 2> sides{};  // side 0 = "A", side 1 = "B"
     BindSecret bind_secret{};         // used by the bind policy
     SessionLimits limits{};
-    uint32_t idle_timeout_s = 180;    // 1..86400
+    uint32_t idle_timeout_s = 180;  // 1..86400
     bool operator==(const SessionSpec&) const = default;
 };
 
@@ -55,17 +55,17 @@ struct SessionUpdate {
 };
 
 struct SideStats {
-    SocketAddress endpoint{};   // confirmed (latched) endpoint; valid when latched
+    SocketAddress endpoint{};  // confirmed (latched) endpoint; valid when latched
     bool latched = false;
     SocketAddress candidate{};  // pending candidate; valid when has_candidate
     bool has_candidate = false;
-    uint64_t rx_packets = 0;    // received from this side (accepted)
+    uint64_t rx_packets = 0;  // received from this side (accepted)
     uint64_t rx_bytes = 0;
-    uint64_t tx_packets = 0;    // forwarded to this side
+    uint64_t tx_packets = 0;  // forwarded to this side
     uint64_t tx_bytes = 0;
     uint64_t dropped_packets = 0;  // from this side's sources, any reason
     uint64_t rate_limited_packets = 0;
-    uint64_t latches = 0;          // confirmations (first latch and roams)
+    uint64_t latches = 0;  // confirmations (first latch and roams)
     uint64_t latch_refused = 0;
     bool operator==(const SideStats&) const = default;
 };

@@ -19,7 +19,8 @@ Mac1Key mac1_key_for(const PublicKey& receiver_public_key) {
     std::array<uint8_t, 8 + 32> input{};
     std::memcpy(input.data(), kMac1Label, 8);
     std::memcpy(input.data() + 8, receiver_public_key.data(), receiver_public_key.size());
-    if (EVP_Digest(input.data(), input.size(), key.data(), &out_len, EVP_blake2s256(), nullptr) != 1 ||
+    if (EVP_Digest(input.data(), input.size(), key.data(), &out_len, EVP_blake2s256(), nullptr) !=
+            1 ||
         out_len != key.size())
         throw std::runtime_error("BLAKE2s-256 failed");
     return key;

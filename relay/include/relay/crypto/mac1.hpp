@@ -22,7 +22,7 @@ Mac1Key mac1_key_for(const PublicKey& receiver_public_key);
 // for every message, so steady-state use does not allocate.  Not thread-safe:
 // one per thread (each data-plane worker owns one).
 class Mac1 {
-public:
+  public:
     Mac1();
     ~Mac1();
     Mac1(const Mac1&) = delete;
@@ -32,7 +32,7 @@ public:
     // `message` is the whole WireGuard message; `mac1_offset` where mac1 starts.
     bool verify(const Mac1Key& key, std::span<const uint8_t> message, size_t mac1_offset);
 
-private:
+  private:
     struct State;
     std::unique_ptr<State> state_;
 };

@@ -34,17 +34,19 @@ constexpr uint16_t kIpFragOffsetMask = 0x1fff;
 // Ethernet
 constexpr size_t kEthDst = 0, kEthSrc = 6, kEthType = 12;
 // ARP, relative to its start
-constexpr size_t kArpHtype = 0, kArpPtype = 2, kArpHlen = 4, kArpPlen = 5, kArpOp = 6,
-                 kArpSha = 8, kArpSpa = 14, kArpTha = 18, kArpTpa = 24;
+constexpr size_t kArpHtype = 0, kArpPtype = 2, kArpHlen = 4, kArpPlen = 5, kArpOp = 6, kArpSha = 8,
+                 kArpSpa = 14, kArpTha = 18, kArpTpa = 24;
 // IPv4, relative to its start
-constexpr size_t kIpVerIhl = 0, kIpTos = 1, kIpTotalLen = 2, kIpId = 4, kIpFragOff = 6,
-                 kIpTtl = 8, kIpProto = 9, kIpChecksum = 10, kIpSrc = 12, kIpDst = 16;
+constexpr size_t kIpVerIhl = 0, kIpTos = 1, kIpTotalLen = 2, kIpId = 4, kIpFragOff = 6, kIpTtl = 8,
+                 kIpProto = 9, kIpChecksum = 10, kIpSrc = 12, kIpDst = 16;
 // UDP, relative to its start
 constexpr size_t kUdpSrcPort = 0, kUdpDstPort = 2, kUdpLen = 4, kUdpChecksum = 6;
 // ICMP, relative to its start
 constexpr size_t kIcmpType = 0, kIcmpCode = 1, kIcmpChecksum = 2;
 
-inline uint16_t load_be16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+inline uint16_t load_be16(const uint8_t* p) {
+    return static_cast<uint16_t>(p[0] << 8 | p[1]);
+}
 inline uint32_t load_be32(const uint8_t* p) {
     return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3];
 }

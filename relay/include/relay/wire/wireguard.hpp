@@ -19,9 +19,9 @@ constexpr size_t kDataMinLen = 32;  // header 16 + empty payload's 16-byte tag (
 
 constexpr size_t kMacLen = 16;
 // Offsets inside the UDP payload.
-constexpr size_t kSenderIndex = 4;           // initiation and response
+constexpr size_t kSenderIndex = 4;            // initiation and response
 constexpr size_t kResponseReceiverIndex = 8;  // response
-constexpr size_t kInitiationMac1 = 116;      // mac1 covers bytes [0, 116)
-constexpr size_t kResponseMac1 = 60;         // mac1 covers bytes [0, 60)
+constexpr size_t kInitiationMac1 = 116;       // mac1 covers bytes [0, 116)
+constexpr size_t kResponseMac1 = 60;          // mac1 covers bytes [0, 60)
 
 }  // namespace relay::wire::wg
