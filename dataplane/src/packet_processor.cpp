@@ -30,6 +30,17 @@ void set_ipv4_checksum(uint8_t* ip) {
     store_be16(ip + kIpChecksum, checksum_finish(checksum_partial(ip, kIpv4HeaderLen)));
 }
 
+// Turns an IPv4 header around for a reply that we originate: addresses
+// swapped, a fresh TTL, the checksum recomputed.
+void reflect_ipv4(uint8_t* ip) {
+    uint8_t tmp[4];
+    std::memcpy(tmp, ip + kIpSrc, 4);
+    std::memcpy(ip + kIpSrc, ip + kIpDst, 4);
+    std::memcpy(ip + kIpDst, tmp, 4);
+    ip[kIpTtl] = PacketProcessor::kOutputTtl;
+    set_ipv4_checksum(ip);
+}
+
 // Full UDP checksum with the IPv4 pseudo header (small replies only).
 void set_udp_checksum(uint8_t* ip, uint8_t* udp, uint16_t udp_len) {
     store_be16(udp + kUdpChecksum, 0);
@@ -177,12 +188,7 @@ Verdict PacketProcessor::handle_icmp(uint8_t* frame, uint8_t* ip, uint32_t total
     const uint16_t new_word = load_be16(icmp + kIcmpType);
     store_be16(icmp + kIcmpChecksum, checksum_adjust(load_be16(icmp + kIcmpChecksum),
                                                      checksum_delta16(old_word, new_word)));
-    uint8_t addr_tmp[4];
-    std::memcpy(addr_tmp, ip + kIpSrc, 4);
-    std::memcpy(ip + kIpSrc, ip + kIpDst, 4);
-    std::memcpy(ip + kIpDst, addr_tmp, 4);
-    ip[kIpTtl] = kOutputTtl;
-    set_ipv4_checksum(ip);
+    reflect_ipv4(ip);
     reflect_ethernet(frame, port);  // back to whoever handed it to us on the link
     stats_.icmp_replies.add();
     return {Action::transmit, DropReason::none};
@@ -420,12 +426,8 @@ Verdict PacketProcessor::handle_bind(Session& s, uint32_t slot, Datagram& d, int
 
     uint8_t* ip = d.ip;
     uint8_t* udp = ip + kIpv4HeaderLen;
-    uint8_t tmp[4];
-    std::memcpy(tmp, ip + kIpSrc, 4);
-    std::memcpy(ip + kIpSrc, ip + kIpDst, 4);
-    std::memcpy(ip + kIpDst, tmp, 4);
-    ip[kIpTtl] = kOutputTtl;
-    set_ipv4_checksum(ip);
+    reflect_ipv4(ip);
+    uint8_t tmp[2];
     std::memcpy(tmp, udp + kUdpSrcPort, 2);
     std::memcpy(udp + kUdpSrcPort, udp + kUdpDstPort, 2);
     std::memcpy(udp + kUdpDstPort, tmp, 2);
