@@ -1055,6 +1055,36 @@ TEST_F(DataplaneIntegration, MetricsAreValidAndMatchWhatWasSent) {
 
 // ---------------------------------------------------------------- f. SIGTERM
 
+// A session nobody uses is expired by its worker after its idle timeout; the data plane
+// forgets it (list, get, sessions gauge), counts it, and its relay endpoint can be reused.
+TEST_F(DataplaneIntegration, IdleSessionsExpireAndFreeTheirEndpoint) {
+    constexpr uint64_t kSessionId = 5001;
+    constexpr uint16_t kRelayPort = 40500;
+    const double expired_before = dp().metric("relay_dataplane_sessions_expired_total");
+    SessionSpec spec = bind_session(kSessionId, kRelayPort, random_secret());
+    spec.idle_timeout_s = 1;
+    auto added = call(dp(), ipc::AddSessionRequest{spec});
+    ASSERT_EQ(added.status, ipc::Status::ok) << describe(added);
+    ASSERT_TRUE(get_session(dp(), kSessionId).has_value());
+
+    // Bounded wait for the expiry (timeout 1 s, scanned every millisecond).
+    const auto deadline = std::chrono::steady_clock::now() + 15s;
+    while (get_session(dp(), kSessionId).has_value() && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(100ms);
+    EXPECT_FALSE(get_session(dp(), kSessionId).has_value()) << "session never expired";
+    EXPECT_EQ(ids_of(list_sessions(dp())).count(kSessionId), 0u);
+    EXPECT_EQ(dp().metric_when_at_least("relay_dataplane_sessions_expired_total", {},
+                                        expired_before + 1),
+              expired_before + 1);
+
+    // The endpoint and the id are free again.
+    spec.idle_timeout_s = 60;
+    auto again = call(dp(), ipc::AddSessionRequest{spec});
+    EXPECT_EQ(again.status, ipc::Status::ok) << describe(again);
+    auto removed = call(dp(), ipc::RemoveSessionRequest{kSessionId});
+    EXPECT_EQ(removed.status, ipc::Status::ok) << describe(removed);
+}
+
 // The other kernel-backed virtual devices the data plane supports: each answers ARP and ping
 // on the lab's veth and resolves the gateway (net_tap is what `make run` uses; net_ring is
 // relay-bench's).
