@@ -1139,8 +1139,8 @@ TEST_F(DataplaneIntegration, TwoWorkersShardSessionsAndHandOffForeignPackets) {
         }
         std::vector<Bytes> a_to_b, b_to_a;
         for (unsigned k = 0; k < kPacketsEachWay; ++k) {
-            a_to_b.push_back(numbered_payload("a" + std::to_string(i), k, 64));
-            b_to_a.push_back(numbered_payload("b" + std::to_string(i), k, 64));
+            a_to_b.push_back(numbered_payload(std::string("a").append(std::to_string(i)), k, 64));
+            b_to_a.push_back(numbered_payload(std::string("b").append(std::to_string(i)), k, 64));
         }
         EXPECT_EQ(relay_and_check(two, a, b, relay, a_to_b), kPacketsEachWay) << "port " << port;
         EXPECT_EQ(relay_and_check(two, b, a, relay, b_to_a), kPacketsEachWay) << "port " << port;
