@@ -67,6 +67,7 @@ int main(int argc, char** argv) {
         relay::dp::Dataplane dataplane(config);
         return dataplane.run(g_stop);
     } catch (const std::exception& e) {
+        std::fflush(stdout);  // DPDK's own output first, so that the reason comes last
         std::fprintf(stderr, "relay-dataplane: %s\n", e.what());
         return 1;
     }
