@@ -8,6 +8,8 @@ packages=(build-essential meson ninja-build pkg-config libdpdk-dev libsodium-dev
           prometheus-cpp-dev libgtest-dev libssl-dev)
 # Tests: namespaces, veth, checksum offload, captures, real WireGuard peers, a real Prometheus
 packages+=(iproute2 iputils-ping ethtool tcpdump wireguard-go wireguard-tools curl prometheus coturn)
+# deploy/ checks: shell scripts and systemd units are verified, not skipped
+packages+=(shellcheck systemd)
 
 missing=()
 for p in "${packages[@]}"; do
