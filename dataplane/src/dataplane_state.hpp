@@ -55,6 +55,7 @@ struct DataplaneState {
     rte_mempool* pool = nullptr;
     std::atomic<bool> stop{false};
     std::atomic<uint32_t> session_count{0};
+    Counter arp_ignored;  // ARP answers nobody asked for (service thread)
 
     unsigned workers() const { return static_cast<unsigned>(worker_lcores.size()); }
 };

@@ -127,6 +127,13 @@ std::vector<MetricFamily> DataplaneCollector::Collect() const {
                }));
     out.push_back(std::move(limited));
 
+    auto arp_ignored =
+        family("relay_dataplane_arp_ignored_total",
+               "ARP answers not learned: unsolicited, late, or from off-link addresses.",
+               MetricType::Counter);
+    add_sample(arp_ignored, static_cast<double>(state_.arp_ignored.get()));
+    out.push_back(std::move(arp_ignored));
+
     auto sessions =
         family("relay_dataplane_sessions", "Relay sessions installed.", MetricType::Gauge);
     add_sample(sessions, state_.session_count.load(std::memory_order_relaxed));

@@ -14,6 +14,7 @@ using namespace relay::wire;
 namespace {
 constexpr unsigned kMaxPendingRequests = 4096;
 constexpr unsigned kEventsPerRun = 256;
+constexpr uint64_t kAnswerWindowS = 3;  // how long an ARP request waits for its answer
 }  // namespace
 
 NeighbourService::NeighbourService(DataplaneState& state) : state_(state) {}
@@ -97,13 +98,20 @@ void NeighbourService::request(uint16_t port_index, Ipv4 target, uint64_t now) {
 void NeighbourService::handle(const SlowPathEvent& e, uint64_t now) {
     if (e.port >= state_.ports.size()) return;
     switch (e.kind) {
-        case SlowPathEvent::Kind::learn:
-            // Only on-link addresses can be neighbours; anything else is a
-            // misconfigured or lying host.
-            if (!on_link(e.port, e.ip)) return;
+        case SlowPathEvent::Kind::learn: {
+            // Only answers to our own recent requests are learned: an
+            // unsolicited reply or a request naming someone else's address
+            // (the gateway's, say) cannot redirect relayed traffic.
+            const auto pending = last_request_.find({e.port, e.ip});
+            if (pending == last_request_.end() ||
+                now - pending->second > kAnswerWindowS * state_.tsc_hz || !on_link(e.port, e.ip)) {
+                state_.arp_ignored.add();
+                return;
+            }
             state_.neighbours->update(e.port, e.ip, e.mac, now + state_.arp_ttl_cycles);
-            last_request_.erase({e.port, e.ip});
+            last_request_.erase(pending);
             break;
+        }
         case SlowPathEvent::Kind::resolve:
             request(e.port, e.ip, now);
             break;

@@ -1,8 +1,8 @@
 // The service thread's share of ARP: gratuitous ARP at start, requests for
-// next hops the workers could not resolve, learning from what workers saw,
-// and keeping the cache fresh (entries are re-asked before they expire, and
-// dropped when they do).  Its frames leave through worker 0's TX queue
-// (handed over on a ring).
+// next hops the workers could not resolve, learning from the answers to its
+// own requests (nothing else), and keeping the cache fresh (entries are
+// re-asked before they expire, and dropped when they do).  Its frames leave through worker 0's TX
+// queue (handed over on a ring).
 #pragma once
 
 #include <map>

@@ -10,7 +10,11 @@
 // plane's Unix socket, sends traffic, and checks what comes out, the session counters and
 // /metrics. One lab serves every test (a gtest Environment); the data plane is started on
 // first use and again after the SIGTERM test has stopped it.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <linux/if_packet.h>
+#include <net/ethernet.h>
+#include <net/if.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -1054,6 +1058,73 @@ TEST_F(DataplaneIntegration, MetricsAreValidAndMatchWhatWasSent) {
 }
 
 // ---------------------------------------------------------------- f. SIGTERM
+
+// Sends one raw Ethernet frame out of `ifname` in network namespace `ns`.
+void send_raw_frame(const std::string& ns, const std::string& ifname, const Bytes& frame) {
+    lab::run_in_netns(ns, [&] {
+        const int fd = ::socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
+        if (fd < 0) throw std::runtime_error("AF_PACKET socket: " + std::string(strerror(errno)));
+        sockaddr_ll to{};
+        to.sll_family = AF_PACKET;
+        to.sll_ifindex = static_cast<int>(if_nametoindex(ifname.c_str()));
+        to.sll_halen = 6;
+        std::memcpy(to.sll_addr, frame.data(), 6);
+        const ssize_t sent = ::sendto(fd, frame.data(), frame.size(), 0,
+                                      reinterpret_cast<const sockaddr*>(&to), sizeof to);
+        ::close(fd);
+        if (sent != static_cast<ssize_t>(frame.size()))
+            throw std::runtime_error("sendto on " + ifname + " failed");
+    });
+}
+
+// An ARP reply nobody asked for, claiming the gateway's address for another MAC, is not
+// learned: relayed traffic keeps going to the real gateway.
+TEST_F(DataplaneIntegration, UnsolicitedArpCannotRedirectRelayedTraffic) {
+    const auto relay_mac = parse_mac(lab().dataplane_mac());
+    ASSERT_TRUE(relay_mac.has_value()) << lab().dataplane_mac();
+    const MacAddr forged{{0x02, 0x66, 0x66, 0x66, 0x66, 0x66}};
+    Bytes frame(60, 0);
+    std::memcpy(frame.data(), relay_mac->bytes.data(), 6);
+    std::memcpy(frame.data() + 6, forged.bytes.data(), 6);
+    frame[12] = 0x08, frame[13] = 0x06;                           // ARP
+    const uint8_t header[8] = {0x00, 0x01, 0x08, 0x00, 6, 4, 0x00, 0x02};  // Ethernet/IPv4 reply
+    std::memcpy(frame.data() + 14, header, 8);
+    std::memcpy(frame.data() + 22, forged.bytes.data(), 6);        // sender MAC: the forger's
+    const uint32_t gateway_be = htonl(kGatewayIp), relay_be = htonl(kRelayIp);
+    std::memcpy(frame.data() + 28, &gateway_be, 4);                // sender IP: the gateway's
+    std::memcpy(frame.data() + 32, relay_mac->bytes.data(), 6);
+    std::memcpy(frame.data() + 38, &relay_be, 4);
+
+    const double ignored_before = dp().metric("relay_dataplane_arp_ignored_total");
+    send_raw_frame(lab().network_ns(), lab().network_if(), frame);
+    dp().expected().sent_to_relay++;
+    EXPECT_GE(dp().metric_when_at_least("relay_dataplane_arp_ignored_total", {}, ignored_before + 1),
+              ignored_before + 1);
+
+    // Relayed datagrams still reach the network (sent to the forged MAC, the kernel would
+    // drop them on the veth).
+    constexpr uint64_t kSessionId = 6001;
+    constexpr uint16_t kRelayPort = 40600;
+    const SocketAddress relay{kRelayIp, kRelayPort};
+    const BindSecret secret = random_secret();
+    ScopedSession session(dp(), bind_session(kSessionId, kRelayPort, secret));
+    const UdpSocket a = peer_socket(kPeerAIp);
+    const UdpSocket b = peer_socket(kPeerBIp);
+    uint8_t side = 0;
+    for (const UdpSocket* peer : {&a, &b}) {
+        const auto request = wire::bind::make_request(secret, kSessionId, side, 1, peer->local());
+        peer->send_to(relay, request.data(), request.size());
+        dp().expected().sent_to_relay++;
+        ASSERT_TRUE(peer->receive(kArrivalTimeout).has_value()) << "no bind ack";
+        dp().expected().received_from_relay++;
+        dp().expected().bind_acks++;
+        dp().expected().latches++;
+        ++side;
+    }
+    std::vector<Bytes> a_to_b;
+    for (unsigned k = 0; k < 10; ++k) a_to_b.push_back(numbered_payload("arp", k, 64));
+    EXPECT_EQ(relay_and_check(dp(), a, b, relay, a_to_b), a_to_b.size());
+}
 
 // A session nobody uses is expired by its worker after its idle timeout; the data plane
 // forgets it (list, get, sessions gauge), counts it, and its relay endpoint can be reused.
