@@ -18,7 +18,14 @@ build: deps $(BUILD)/build.ninja
 
 # Starts a relay node on the embedded development config (virtual devices,
 # no hugepages, no NIC) until Ctrl-C.
+# The development control key is made on first use; the server's public key and a
+# development network token are printed for peers on this machine.
+DEV_KEY ?= /var/lib/relay-dev/control.key
 run: build
+	@mkdir -p $(dir $(DEV_KEY))
+	@[ -f $(DEV_KEY) ] || $(BUILD)/relay/relay keygen $(DEV_KEY) >/dev/null
+	@echo "server public key: $$($(BUILD)/relay/relay pubkey $(DEV_KEY))"
+	@echo "network token (dev, 24 h): $$($(BUILD)/relay/relay token $(CONFIG) --network dev 2>/dev/null)"
 	$(BUILD)/relay/relay run $(CONFIG)
 
 # Every test suite: unit, data-plane fixtures, integration (root for the
@@ -28,6 +35,7 @@ test: build
 
 bench: build
 	$(BUILD)/perf/relay-bench dataplane
+	$(BUILD)/perf/relay-bench control
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp')

@@ -5,9 +5,9 @@ set -euo pipefail
 
 # Build and run
 packages=(build-essential meson ninja-build pkg-config libdpdk-dev libsodium-dev libyaml-cpp-dev
-          prometheus-cpp-dev libgtest-dev libssl-dev)
+          prometheus-cpp-dev libgtest-dev libssl-dev nlohmann-json3-dev)
 # Tests: namespaces, veth, checksum offload, captures, real WireGuard peers, a real Prometheus
-packages+=(iproute2 iputils-ping ethtool tcpdump wireguard-go wireguard-tools curl prometheus coturn)
+packages+=(iproute2 iputils-ping ethtool tcpdump wireguard-go wireguard-tools curl prometheus coturn nftables conntrack iperf3 python3)
 # deploy/ checks: shell scripts and systemd units are verified, not skipped
 packages+=(shellcheck systemd)
 

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <string_view>
 
+#include "control_bench.hpp"
 #include "dataplane_bench.hpp"
 
 namespace {
@@ -16,11 +17,14 @@ struct SubBenchmark {
     void (*print_usage)(std::FILE* out);
 };
 
-// Add new sub-benchmarks here (the `control` one is planned).
+// Add new sub-benchmarks here.
 constexpr std::array kSubBenchmarks = {
     SubBenchmark{"dataplane",
                  "forwarding path over net_ring vs a bare MAC-swap loop, 1..100000 sessions",
                  relay::bench::run_dataplane_bench, relay::bench::print_dataplane_usage},
+    SubBenchmark{"control",
+                 "relay-control's protocol logic: registrations, keepalives, connects vs libsodium",
+                 relay::bench::run_control_bench, relay::bench::print_control_usage},
 };
 
 void print_usage(std::FILE* out) {

@@ -6,15 +6,18 @@
 // schema, and every error carries the dotted key path and the 1-based line.
 #include "relay/config.hpp"
 
+#include <sys/stat.h>
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <array>
 #include <bitset>
 #include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -24,6 +27,8 @@
 #include <sstream>
 #include <string_view>
 #include <utility>
+
+#include "relay/control/credentials.hpp"
 
 namespace relay {
 
@@ -51,6 +56,15 @@ constexpr size_t kMaxPorts = 16;
 constexpr size_t kMaxAddressesPerPort = 64;
 // sockaddr_un::sun_path is 108 bytes including the terminating NUL.
 constexpr size_t kMaxUnixSocketPath = 107;
+constexpr size_t kMaxNetworks = 4096;
+// Secret ids are one byte in a token, so a network cannot have more.
+constexpr size_t kMaxSecretsPerNetwork = 256;
+// Relay ports below 1024 are the well-known services'; a relay session there
+// could shadow one on a host that shares the address.
+constexpr uint16_t kMinRelayPort = 1024;
+// A rate limiter's bucket holds one second's worth (RelaySessionConfig), so a
+// byte rate below one full-size packet would never let such a packet through.
+constexpr uint64_t kMinBytesPerSecond = 1500;
 
 using LcoreSet = std::bitset<kMaxLcore>;
 
@@ -372,9 +386,16 @@ class ConfigParser {
 
     Config parse(const YAML::Node& root) {
         Config config;
-        MapReader top(reader_, Value{root, "", line_of(root.Mark())}, {"node", "dataplane"});
+        MapReader top(reader_, Value{root, "", line_of(root.Mark())},
+                      {"node", "dataplane", "control"});
         if (auto node = top.get("node")) config.node = parse_node(*node);
         config.dataplane = parse_dataplane(top.require("dataplane"));
+        // Without the section the file describes a data plane alone, as before
+        // control existed; `relay run` then starts only relay-dataplane.
+        if (auto control = top.get("control")) {
+            config.control = parse_control(*control, config.dataplane);
+            config.has_control = true;
+        }
         return config;
     }
 
@@ -414,20 +435,372 @@ class ConfigParser {
             dp.max_sessions = unsigned(reader_.read_integer(*v, 1, 16777216));
         if (auto v = map.get("arp_cache_ttl_s"))
             dp.arp_cache_ttl_s = unsigned(reader_.read_integer(*v, 10, 86400));
-        if (auto v = map.get("ipc_socket")) {
-            dp.ipc_socket = reader_.read_string(*v);
-            if (!dp.ipc_socket.starts_with('/')) reader_.fail(*v, "must be an absolute path");
-            if (dp.ipc_socket.size() > kMaxUnixSocketPath)
-                reader_.fail(*v, "a Unix socket path is limited to " +
-                                     std::to_string(kMaxUnixSocketPath) + " bytes");
-        }
-        if (auto v = map.get("metrics_listen")) {
-            auto address = parse_socket_address(reader_.read_string(*v));
-            if (!address) reader_.fail(*v, "expected IPv4 host:port, e.g. 127.0.0.1:9477");
-            if (address->port == 0) reader_.fail(*v, "port must not be 0");
-            dp.metrics_listen = *address;
-        }
+        if (auto v = map.get("ipc_socket")) dp.ipc_socket = read_socket_path(*v);
+        if (auto v = map.get("metrics_listen"))
+            dp.metrics_listen = read_listen_address(*v, "127.0.0.1:9477");
         return dp;
+    }
+
+    std::string read_absolute_path(const Value& value) {
+        std::string path = reader_.read_string(value);
+        // Relative paths would depend on the directory each program happens to start in.
+        if (!path.starts_with('/')) reader_.fail(value, "must be an absolute path");
+        return path;
+    }
+
+    std::string read_socket_path(const Value& value) {
+        std::string path = read_absolute_path(value);
+        if (path.size() > kMaxUnixSocketPath)
+            reader_.fail(value, "a Unix socket path is limited to " +
+                                    std::to_string(kMaxUnixSocketPath) + " bytes");
+        return path;
+    }
+
+    SocketAddress read_listen_address(const Value& value, const std::string& example) {
+        auto address = parse_socket_address(reader_.read_string(value));
+        if (!address) reader_.fail(value, "expected IPv4 host:port, e.g. " + example);
+        if (address->port == 0) reader_.fail(value, "port must not be 0");
+        return *address;
+    }
+
+    // The value at `name` of `map`, or a stand-in reported at the section's line
+    // when the key is absent (a default that clashes with another key's value).
+    static Value value_or_section(const MapReader& map, const Value& section,
+                                  std::string_view name) {
+        return map.get(name).value_or(
+            Value{YAML::Node(), child_path(section.path, name), section.line});
+    }
+
+    ControlConfig parse_control(const Value& value, const DataplaneConfig& dp) {
+        MapReader map(
+            reader_, value,
+            {"listen_address", "ports", "key_file", "admin_socket", "metrics_listen",
+             "keepalive_interval_s", "peer_timeout_s", "punch_lead_ms", "punch_deadline_ms",
+             "promotion_interval_s", "timestamp_window_s", "relay", "limits", "networks"});
+        ControlConfig control;
+        if (auto v = map.get("listen_address"))
+            control.listen_address = read_management_address(*v, dp);
+        if (auto v = map.get("ports")) control.ports = read_control_ports(*v);
+        // Only the path: a missing key file is relay-control's to report when it
+        // starts, so that a config can be checked before `relay keygen` has run.
+        if (auto v = map.get("key_file")) control.key_file = read_absolute_path(*v);
+
+        if (auto v = map.get("admin_socket")) control.admin_socket = read_socket_path(*v);
+        if (control.admin_socket == dp.ipc_socket)
+            reader_.fail(
+                value_or_section(map, value, "admin_socket"),
+                "socket " + in_quotes(control.admin_socket) + " is also dataplane.ipc_socket");
+
+        if (auto v = map.get("metrics_listen"))
+            control.metrics_listen = read_listen_address(*v, "127.0.0.1:9478");
+        const SocketAddress& ours = control.metrics_listen;
+        const SocketAddress& theirs = dp.metrics_listen;
+        // 0.0.0.0 binds every address, so it clashes with any address on the same port.
+        if (ours.port == theirs.port && (ours.ip == theirs.ip || ours.ip == 0 || theirs.ip == 0))
+            reader_.fail(value_or_section(map, value, "metrics_listen"),
+                         format_socket_address(ours) + " clashes with dataplane.metrics_listen " +
+                             format_socket_address(theirs) + " (each process serves its own)");
+
+        parse_peer_timing(map, value, control);
+        if (auto v = map.get("punch_lead_ms"))
+            control.punch_lead_ms = unsigned(reader_.read_integer(*v, 1, 10000));
+        if (auto v = map.get("punch_deadline_ms"))
+            control.punch_deadline_ms = unsigned(reader_.read_integer(*v, 100, 60000));
+        if (auto v = map.get("promotion_interval_s"))
+            control.promotion_interval_s = unsigned(reader_.read_integer(*v, 10, 86400));
+        if (auto v = map.get("timestamp_window_s"))
+            control.timestamp_window_s = unsigned(reader_.read_integer(*v, 1, 3600));
+
+        if (auto v = map.get("relay")) {
+            control.relay = parse_relay_sessions(*v, dp);
+        }
+        if (auto v = map.get("limits")) control.limits = parse_limits(*v);
+        control.networks = parse_networks(map.require("networks"));
+        return control;
+    }
+
+    Ipv4 read_management_address(const Value& value, const DataplaneConfig& dp) {
+        auto ip = parse_ipv4(reader_.read_string(value));
+        if (!ip) reader_.fail(value, "expected an IPv4 address, e.g. 192.0.2.5");
+        // STUN answers must leave from the address the request came to; a socket
+        // bound to 0.0.0.0 lets the kernel pick, and a NAT drops the answer.
+        if (*ip == 0)
+            reader_.fail(value,
+                         "must be one address of this host, not 0.0.0.0 (STUN replies "
+                         "must come from the address the peer sent to)");
+        uint32_t first_octet = *ip >> 24;
+        if (first_octet >= 224) reader_.fail(value, "must be a unicast address");
+        for (size_t i = 0; i < dp.ports.size(); ++i) {
+            for (const Ipv4Prefix& prefix : dp.ports[i].addresses) {
+                // The data plane owns its addresses: the kernel never sees their packets.
+                if (prefix.addr == *ip)
+                    reader_.fail(value, format_ipv4(*ip) + " is a relay address of " +
+                                            item_path("dataplane.ports", i) +
+                                            "; control needs the host's management address");
+            }
+        }
+        return *ip;
+    }
+
+    std::array<uint16_t, 2> read_control_ports(const Value& value) {
+        std::vector<Value> items = reader_.read_list(value);
+        // Two ports let a peer compare its mapped address as seen from each, which
+        // is how endpoint-dependent mapping (symmetric NAT) is told apart.
+        if (items.size() != 2)
+            reader_.fail(value, "expected exactly two ports, e.g. [3478, 3479], got " +
+                                    std::to_string(items.size()));
+        std::array<uint16_t, 2> ports{};
+        for (size_t i = 0; i < 2; ++i)
+            ports[i] = uint16_t(reader_.read_integer(items[i], 1, 65535));
+        if (ports[0] == ports[1])
+            reader_.fail(items[1],
+                         "port " + std::to_string(ports[1]) + " is also " + items[0].path);
+        return ports;
+    }
+
+    void parse_peer_timing(const MapReader& map, const Value& section, ControlConfig& control) {
+        std::optional<Value> keepalive = map.get("keepalive_interval_s");
+        std::optional<Value> timeout = map.get("peer_timeout_s");
+        // RFC 4787 lets a NAT forget an idle UDP mapping after 2 minutes (many do
+        // after 30 s); a longer interval could not keep the mapping open.
+        if (keepalive)
+            control.keepalive_interval_s = unsigned(reader_.read_integer(*keepalive, 1, 120));
+        if (timeout) control.peer_timeout_s = unsigned(reader_.read_integer(*timeout, 3, 86400));
+        // A peer must survive one lost keepalive: it is forgotten only after at
+        // least two intervals passed in silence.
+        if (control.peer_timeout_s <= 2 * control.keepalive_interval_s) {
+            std::string rule = "peer_timeout_s (" + std::to_string(control.peer_timeout_s) +
+                               ") must be more than twice keepalive_interval_s (" +
+                               std::to_string(control.keepalive_interval_s) +
+                               "), so that one lost keepalive does not make control forget a peer";
+            reader_.fail(timeout
+                             ? *timeout
+                             : keepalive.value_or(value_or_section(map, section, "peer_timeout_s")),
+                         rule);
+        }
+    }
+
+    RelaySessionConfig parse_relay_sessions(const Value& value, const DataplaneConfig& dp) {
+        MapReader map(reader_, value,
+                      {"address", "ports", "idle_timeout_s", "packets_per_s", "bytes_per_s"});
+        RelaySessionConfig relay;
+        if (auto v = map.get("address")) relay.relay_address = read_relay_address(*v, dp);
+        if (auto v = map.get("ports")) {
+            auto range = parse_port_range(reader_.read_string(*v));
+            if (!range) reader_.fail(*v, "expected a port range MIN-MAX, e.g. 40000-49999");
+            auto [min, max] = *range;
+            if (min < kMinRelayPort || max < kMinRelayPort || max > 65535)
+                reader_.fail(
+                    *v, "ports must be between " + std::to_string(kMinRelayPort) + " and 65535");
+            if (min > max)
+                reader_.fail(*v, "the range is reversed: " + std::to_string(min) + " > " +
+                                     std::to_string(max));
+            relay.port_min = uint16_t(min);
+            relay.port_max = uint16_t(max);
+        }
+        if (auto v = map.get("idle_timeout_s"))
+            relay.idle_timeout_s = uint32_t(reader_.read_integer(*v, 1, 86400));
+        if (auto v = map.get("packets_per_s"))
+            relay.packets_per_s = uint64_t(reader_.read_integer(*v, 0, 1000000000));
+        if (auto v = map.get("bytes_per_s")) {
+            relay.bytes_per_s = uint64_t(reader_.read_integer(*v, 0, 1000000000000));
+            if (relay.bytes_per_s != 0 && relay.bytes_per_s < kMinBytesPerSecond)
+                reader_.fail(*v, "must be 0 (unlimited) or at least " +
+                                     std::to_string(kMinBytesPerSecond) +
+                                     ": the bucket holds one second's worth, so a full-size "
+                                     "packet could never pass");
+        }
+        return relay;
+    }
+
+    Ipv4 read_relay_address(const Value& value, const DataplaneConfig& dp) {
+        auto ip = parse_ipv4(reader_.read_string(value));
+        if (!ip) reader_.fail(value, "expected an IPv4 address, e.g. 198.51.100.10");
+        std::string addresses;
+        for (const PortConfig& port : dp.ports) {
+            for (const Ipv4Prefix& prefix : port.addresses) {
+                if (prefix.addr == *ip) return *ip;
+                addresses += (addresses.empty() ? "" : ", ") + format_ipv4(prefix.addr);
+            }
+        }
+        reader_.fail(value, format_ipv4(*ip) +
+                                " is not one of the data plane's addresses (dataplane.ports[*]."
+                                "addresses: " +
+                                addresses + ")");
+    }
+
+    // "40000-49999"; digits only (the caller checks the range, to say what it is).
+    static std::optional<std::pair<uint32_t, uint32_t>> parse_port_range(std::string_view text) {
+        auto number = [](std::string_view digits) -> std::optional<uint32_t> {
+            uint32_t n = 0;
+            auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
+            if (digits.empty() || !std::isdigit(static_cast<unsigned char>(digits[0])) ||
+                ec != std::errc{} || end != digits.data() + digits.size())
+                return std::nullopt;
+            return n;
+        };
+        size_t dash = text.find('-');
+        if (dash == std::string_view::npos) return std::nullopt;
+        auto min = number(text.substr(0, dash));
+        auto max = number(text.substr(dash + 1));
+        if (!min || !max) return std::nullopt;
+        return std::pair{*min, *max};
+    }
+
+    ControlLimits parse_limits(const Value& value) {
+        MapReader map(reader_, value,
+                      {"sessions_per_peer", "registrations_per_s_per_source",
+                       "unauthenticated_per_s_per_source", "max_peers"});
+        ControlLimits limits;
+        if (auto v = map.get("sessions_per_peer"))
+            limits.sessions_per_peer = unsigned(reader_.read_integer(*v, 1, 1024));
+        if (auto v = map.get("registrations_per_s_per_source"))
+            limits.registrations_per_s_per_source = unsigned(reader_.read_integer(*v, 1, 1000000));
+        if (auto v = map.get("unauthenticated_per_s_per_source"))
+            limits.unauthenticated_per_s_per_source =
+                unsigned(reader_.read_integer(*v, 1, 1000000));
+        if (auto v = map.get("max_peers"))
+            limits.max_peers = unsigned(reader_.read_integer(*v, 1, 10000000));
+        return limits;
+    }
+
+    std::vector<NetworkConfig> parse_networks(const Value& value) {
+        std::vector<Value> items = reader_.read_list(value);
+        if (items.empty()) reader_.fail(value, "at least one network is required");
+        if (items.size() > kMaxNetworks)
+            reader_.fail(value,
+                         "at most " + std::to_string(kMaxNetworks) + " networks are supported");
+        std::vector<NetworkConfig> networks;
+        std::map<std::string, std::string> names;
+        for (const Value& item : items) networks.push_back(parse_network(item, names));
+        return networks;
+    }
+
+    NetworkConfig parse_network(const Value& value, std::map<std::string, std::string>& names) {
+        if (value.node.IsNull()) reader_.fail(value, "expected a map, got " + kind_of(value.node));
+        MapReader map(reader_, value, {"name", "max_peers", "secrets", "allowed_peers"});
+        NetworkConfig network;
+        Value name = map.require("name");
+        network.name = reader_.read_string(name);
+        if (network.name.empty() || network.name.size() > 32 ||
+            !all_chars_in(network.name, "_-", false))
+            reader_.fail(name, "must be 1 to 32 characters of a-z 0-9 _ -");
+        claim(names, network.name, name, "network");
+        if (auto v = map.get("max_peers"))
+            network.max_peers = unsigned(reader_.read_integer(*v, 1, 10000000));
+
+        std::optional<Value> secrets = map.get("secrets");
+        if (secrets) network.secrets = parse_secrets(*secrets);
+        if (auto v = map.get("allowed_peers")) network.allowed_peers = parse_allowed_peers(*v);
+
+        if (network.secrets.empty() && network.allowed_peers.empty())
+            reader_.fail(value, "network " + in_quotes(network.name) +
+                                    " needs at least one secret (for tokens) or one allowed peer");
+        bool any_active = std::any_of(network.secrets.begin(), network.secrets.end(),
+                                      [](const NetworkSecretConfig& s) { return !s.retired; });
+        if (!any_active && network.allowed_peers.empty())
+            reader_.fail(*secrets,
+                         "every secret is retired and there are no allowed_peers, so "
+                         "no peer could join network " +
+                             in_quotes(network.name));
+        return network;
+    }
+
+    std::vector<NetworkSecretConfig> parse_secrets(const Value& value) {
+        std::vector<Value> items = reader_.read_list(value);
+        if (items.size() > kMaxSecretsPerNetwork)
+            reader_.fail(value, "at most " + std::to_string(kMaxSecretsPerNetwork) +
+                                    " secrets per network are supported");
+        std::vector<NetworkSecretConfig> secrets;
+        std::map<std::string, std::string> ids;
+        for (const Value& item : items) {
+            if (item.node.IsNull()) reader_.fail(item, "expected a map, got " + kind_of(item.node));
+            MapReader map(reader_, item, {"id", "secret", "secret_file", "retired"});
+            NetworkSecretConfig secret;
+            Value id = map.require("id");
+            secret.id = uint8_t(reader_.read_integer(id, 0, 255));
+            claim(ids, std::to_string(secret.id), id, "secret id");
+
+            std::optional<Value> inline_value = map.get("secret");
+            std::optional<Value> file = map.get("secret_file");
+            if (inline_value && file)
+                reader_.fail(*file, "give either secret or secret_file, not both");
+            if (inline_value) {
+                // The message never quotes the value: errors end up in journals.
+                secret.value = read_key(*inline_value,
+                                        "a base64 secret of 32 bytes "
+                                        "(head -c32 /dev/urandom | base64)");
+            } else if (file) {
+                secret.secret_file = read_absolute_path(*file);
+                secret.value = read_secret_file(*file, secret.secret_file);
+            } else {
+                reader_.fail(item.line, child_path(item.path, "secret"),
+                             "missing: give secret (base64) or secret_file");
+            }
+            if (auto v = map.get("retired")) secret.retired = reader_.read_bool(*v);
+            secrets.push_back(secret);
+        }
+        return secrets;
+    }
+
+    std::vector<std::array<uint8_t, 32>> parse_allowed_peers(const Value& value) {
+        std::vector<std::array<uint8_t, 32>> peers;
+        std::map<std::string, std::string> seen;
+        for (const Value& item : reader_.read_list(value)) {
+            auto key = read_key(item,
+                                "a WireGuard public key (base64 of 32 bytes, as wg pubkey "
+                                "prints it)");
+            // A repeated key is harmless to control but almost always a paste
+            // mistake that hides a missing one.
+            auto [it, inserted] = seen.emplace(std::string(key.begin(), key.end()), item.path);
+            if (!inserted) reader_.fail(item, "the key is also " + it->second);
+            peers.push_back(key);
+        }
+        return peers;
+    }
+
+    // 32 bytes in standard base64 (with padding), the form wg(8) and base64(1) print.
+    std::array<uint8_t, 32> read_key(const Value& value, const std::string& expected) {
+        auto key = control::key_from_base64(reader_.read_string(value));
+        if (!key) reader_.fail(value, "expected " + expected);
+        // All zeros is a placeholder left in, never a key anyone generated.
+        if (*key == std::array<uint8_t, 32>{}) reader_.fail(value, "must not be all zeros");
+        return *key;
+    }
+
+    // Read now rather than when relay-control starts, so that check-config
+    // catches a missing or unprotected file before a start fails on it.
+    std::array<uint8_t, 32> read_secret_file(const Value& value, const std::string& path) {
+        struct stat st {};
+        if (::stat(path.c_str(), &st) != 0)
+            reader_.fail(value, "cannot read " + path + ": " + std::strerror(errno));
+        if (!S_ISREG(st.st_mode)) reader_.fail(value, path + " is not a regular file");
+        // Anyone who can read a network secret can mint tokens for that network.
+        if ((st.st_mode & 077) != 0) {
+            char mode[8];
+            std::snprintf(mode, sizeof mode, "%04o", unsigned(st.st_mode & 07777));
+            reader_.fail(value, path + " has mode " + mode +
+                                    ", which lets group or others access it; it must be 0600 "
+                                    "or stricter (chmod 600 " +
+                                    path + ")");
+        }
+        std::ifstream file(path, std::ios::binary);
+        if (!file) reader_.fail(value, "cannot read " + path + ": " + std::strerror(errno));
+        std::ostringstream contents;
+        contents << file.rdbuf();
+        std::string text = contents.str();
+        // `base64` and editors end the file with a newline.
+        size_t first = text.find_first_not_of(" \t\r\n");
+        size_t last = text.find_last_not_of(" \t\r\n");
+        text = first == std::string::npos ? "" : text.substr(first, last - first + 1);
+        auto key = control::key_from_base64(text);
+        if (!key)
+            reader_.fail(value, path +
+                                    " does not hold a base64 secret of 32 bytes (head -c32 "
+                                    "/dev/urandom | base64 > FILE)");
+        if (*key == std::array<uint8_t, 32>{})
+            reader_.fail(value, path + " holds an all-zero secret");
+        return *key;
     }
 
     EalConfig parse_eal(const Value& value, LcoreSet& lcores) {
@@ -723,6 +1096,37 @@ Config load_config_file(const std::string& path) {
     text << file.rdbuf();
     if (file.bad()) throw ConfigError(path, 0, "", "cannot read the file");
     return load_config_text(text.str(), path);
+}
+
+std::optional<uint64_t> parse_duration_s(std::string_view text) {
+    if (text.size() < 2) return std::nullopt;
+    uint64_t unit = 0;
+    switch (text.back()) {
+        case 's':
+            unit = 1;
+            break;
+        case 'm':
+            unit = 60;
+            break;
+        case 'h':
+            unit = 3600;
+            break;
+        case 'd':
+            unit = 86400;
+            break;
+        default:
+            return std::nullopt;
+    }
+    text.remove_suffix(1);
+    // from_chars would take a leading '-'; only digits are a count.
+    if (!std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; }))
+        return std::nullopt;
+    uint64_t count = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), count);
+    if (ec != std::errc{} || end != text.data() + text.size() || count == 0 ||
+        count > std::numeric_limits<uint64_t>::max() / unit)
+        return std::nullopt;
+    return count * unit;
 }
 
 std::vector<std::string> eal_arguments(const DataplaneConfig& dp) {

@@ -172,6 +172,8 @@ code_span='`%s`'
 if [[ -f $operations ]]; then
     check "OPERATIONS.md explains every drop reason" all_present "$reasons" "$operations" "$code_span"
     check "OPERATIONS.md describes every metric" all_present "$exported" "$operations" "$code_span"
+    control_exported=$(grep -o '"relay_control_[a-z_]*"' "$root/control/src/control_metrics.cpp" | tr -d '"' | sort -u)
+    check "OPERATIONS.md describes every control metric" all_present "$control_exported" "$operations" "$code_span"
 else
     not_ok "docs/OPERATIONS.md exists"
 fi

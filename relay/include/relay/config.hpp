@@ -1,13 +1,15 @@
 // The node's typed configuration, read from one YAML file and shared by every
-// program (relay, relay-dataplane, and later relay-control).  Parsing validates
+// program (relay, relay-dataplane, relay-control).  Parsing validates
 // every key: an unknown key, a wrong type or an out-of-range value raises
 // ConfigError naming the key path and its line.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "relay/net.hpp"
@@ -73,16 +75,79 @@ struct NodeConfig {
     std::string name = "relay";
 };
 
+// One network secret (network tokens are MACed with it).  Exactly one of `secret`
+// (base64, 32 bytes; for development configs) and `secret_file` (a file holding the
+// base64 secret, mode 0600 or stricter; read when the config is loaded) is set in
+// the YAML; after loading, `value` holds the bytes.
+struct NetworkSecretConfig {
+    uint8_t id = 0;  // named in tokens; unique within the network
+    std::array<uint8_t, 32> value{};
+    std::string secret_file;  // where it came from, if from a file
+    bool retired = false;     // retired: tokens under it are refused (rotation done)
+};
+
+// A tenant: peers of one network see only each other.
+struct NetworkConfig {
+    std::string name;                          // [a-z0-9_-]{1,32}
+    std::vector<NetworkSecretConfig> secrets;  // token secrets (may be empty with allowed_peers)
+    std::vector<std::array<uint8_t, 32>> allowed_peers;  // static allow-list of WireGuard keys
+    unsigned max_peers = 1000;                           // peers registered at once
+};
+
+struct ControlLimits {
+    unsigned sessions_per_peer = 16;                 // relay sessions a peer may hold at once
+    unsigned registrations_per_s_per_source = 20;    // per source IP (new registrations)
+    unsigned unauthenticated_per_s_per_source = 50;  // STUN and unopened envelopes, per source IP
+    unsigned max_peers = 100000;                     // all networks together (bounds memory)
+};
+
+// The relay sessions control allocates in the data plane.
+struct RelaySessionConfig {
+    Ipv4 relay_address = 0;     // 0 = the data plane's first address (from its health reply)
+    uint16_t port_min = 40000;  // relay ports are taken from [port_min, port_max]
+    uint16_t port_max = 49999;
+    uint32_t idle_timeout_s = 180;
+    uint64_t packets_per_s = 0;  // per direction; 0 = unlimited
+    uint64_t bytes_per_s = 0;
+};
+
+struct ControlConfig {
+    Ipv4 listen_address = 0x7f000001;              // management address
+    std::array<uint16_t, 2> ports = {3478, 3479};  // STUN + product messages, both
+    // Server X25519 secret key, mode 0600 (`relay keygen`).  Not opened by config
+    // loading: relay-control reads it at start.  State, not configuration, hence
+    // /var/lib (writable under the unit's ProtectSystem=full, unlike /etc).
+    std::string key_file = "/var/lib/relay/control.key";
+    std::string admin_socket = "/run/relay/control.sock";
+    SocketAddress metrics_listen{0x7f000001, 9478};
+    unsigned keepalive_interval_s = 20;  // told to peers; inside the NAT's 30 s unreplied timeout
+    unsigned peer_timeout_s = 75;        // a peer silent this long is forgotten
+    unsigned punch_lead_ms = 150;        // margin before the common fire instant
+    unsigned punch_deadline_ms = 2500;   // how long a peer waits for the direct handshake
+    unsigned promotion_interval_s = 60;  // how often a relayed pair may retry direct
+    unsigned timestamp_window_s = 30;    // accepted clock difference of a message
+    RelaySessionConfig relay;
+    ControlLimits limits;
+    std::vector<NetworkConfig> networks;
+};
+
 struct Config {
     std::string source;  // file it came from, for messages
     NodeConfig node;
     DataplaneConfig dataplane;
+    ControlConfig control;
+    bool has_control = false;  // the file has a control: section (relay run then starts control)
 };
 
 // Reads and validates a config file.  Throws ConfigError.
 Config load_config_file(const std::string& path);
 // Same, from text (`source_name` appears in messages).  Throws ConfigError.
 Config load_config_text(const std::string& yaml_text, const std::string& source_name = "<text>");
+
+// A duration as operators type it on the command line: a positive whole number
+// with a unit s, m, h or d ("90s", "30m", "24h", "7d"), in seconds.  std::nullopt
+// for anything else (no unit, zero, overflow).
+std::optional<uint64_t> parse_duration_s(std::string_view text);
 
 // "FILE:LINE: KEY: MESSAGE" as printed by `relay check-config`.
 std::string describe(const ConfigError& e);

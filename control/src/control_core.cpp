@@ -1,0 +1,623 @@
+#include "control_core.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <random>
+
+#include "relay/control/credentials.hpp"
+#include "relay/wire/stun.hpp"
+#include "relay/wire/wireguard.hpp"
+
+namespace relay::control {
+
+namespace {
+
+constexpr size_t kMaxReplayEntries = 1 << 20;  // nonces remembered: bounds memory under flood
+constexpr size_t kMaxPendingProbes = 1024;     // probe keys each WG initiation is checked against
+constexpr uint64_t kProbeLifetimeMs = 60'000;  // a probe key not observed by then is dropped
+constexpr uint64_t kAttemptLifetimeMs = 120'000;
+constexpr size_t kMaxAttempts = 1 << 16;
+constexpr uint64_t kGaugeIntervalMs = 1000;
+
+bool is_zero(const PublicKey& k) {
+    return std::all_of(k.begin(), k.end(), [](uint8_t b) { return b == 0; });
+}
+
+// Sessions are named by control; a random start keeps ids of successive control runs
+// (which read the old ones back) from meeting.
+uint64_t random_id_start() {
+    std::random_device rd;
+    return ((uint64_t{rd()} << 32 | rd()) & 0x0000'ffff'ffff'ffffULL) + 1;
+}
+
+bool looks_like_wg_initiation(std::span<const uint8_t> d) {
+    return d.size() == wire::wg::kInitiationLen && d[0] == wire::wg::kTypeInitiation && d[1] == 0 &&
+           d[2] == 0 && d[3] == 0;
+}
+
+uint64_t unix_s(uint64_t now_ms) {
+    return now_ms / 1000;
+}
+
+// Time since `then`; 0 if the clock went back (now_ms is the wall clock, which NTP may step
+// back: an unsigned difference would wrap and expire every peer at once).
+uint64_t elapsed(uint64_t now_ms, uint64_t then_ms) {
+    return now_ms > then_ms ? now_ms - then_ms : 0;
+}
+
+}  // namespace
+
+size_t KeyHash::operator()(const PublicKey& k) const {
+    uint64_t h;
+    std::memcpy(&h, k.data(), sizeof h);
+    return static_cast<size_t>(h);
+}
+
+ControlCore::ControlCore(const Config& config, KeyPair server_keys, SessionProgrammer& dataplane,
+                         ControlMetrics& metrics)
+    : config_(config),
+      cc_(config_.control),
+      keys_(server_keys),
+      dataplane_(dataplane),
+      metrics_(metrics),
+      authorizer_(config_.control.networks),
+      replay_(uint64_t{config_.control.timestamp_window_s} * 1000, kMaxReplayEntries),
+      unauthenticated_(config_.control.limits.unauthenticated_per_s_per_source),
+      registrations_(config_.control.limits.registrations_per_s_per_source),
+      ports_(config_.control.relay.port_min, config_.control.relay.port_max),
+      relay_address_(config_.control.relay.relay_address),
+      peers_per_network_(config_.control.networks.size(), 0),
+      next_session_id_(random_id_start()) {}
+
+// ---------------------------------------------------------------- datagrams
+
+void ControlCore::handle(uint8_t port_index, SocketAddress from, std::span<const uint8_t> datagram,
+                         uint64_t now_ms, Outbox& out) {
+    if (looks_like_envelope(datagram)) return handle_envelope(port_index, from, datagram, now_ms, out);
+    if (looks_like_wg_initiation(datagram)) return handle_wireguard(from, datagram, now_ms);
+    if (wire::stun::looks_like_stun(datagram)) return handle_stun(port_index, from, datagram, now_ms, out);
+    reject("unknown_datagram");
+}
+
+void ControlCore::handle_stun(uint8_t port, SocketAddress from, std::span<const uint8_t> datagram,
+                              uint64_t now_ms, Outbox& out) {
+    if (!unauthenticated_.allow(from.ip, now_ms)) return reject("rate_limited");
+    auto request = wire::stun::parse_binding_request(datagram);
+    if (!request) return reject(wire::stun::to_string(request.error()));
+    // No amplification: the request's size, except that a bare 20..28-byte request (coturn's
+    // turnutils_stunclient sends one) may get the 32-byte minimal response (stun.hpp).
+    auto response = wire::stun::make_binding_success(request->transaction, from,
+                                                     wire::stun::response_size_limit(*request));
+    if (!response) return reject("stun_too_small");
+    metrics_.stun_answered.Increment();
+    out.push_back({port, from, std::move(*response)});
+}
+
+void ControlCore::handle_wireguard(SocketAddress from, std::span<const uint8_t> datagram,
+                                   uint64_t now_ms) {
+    if (!unauthenticated_.allow(from.ip, now_ms)) return reject("rate_limited");
+    // The agent pointed a throw-away WireGuard peer (its probe key) at us: the initiation's
+    // mac1 is keyed with that key, so a match names the agent whose WireGuard port this is.
+    for (auto it = pending_probes_.begin(); it != pending_probes_.end(); ++it) {
+        if (!mac1_.verify(crypto::mac1_key_for(it->first), datagram, wire::wg::kInitiationMac1))
+            continue;
+        auto peer = peers_.find(it->second.first);
+        pending_probes_.erase(it);
+        if (peer == peers_.end()) return reject("wireguard_unknown_probe");
+        peer->second.wg_reflexive = from;
+        metrics_.wg_observations.Increment();
+        return;
+    }
+    reject("wireguard_unknown_probe");
+}
+
+void ControlCore::handle_envelope(uint8_t port, SocketAddress from,
+                                  std::span<const uint8_t> datagram, uint64_t now_ms, Outbox& out) {
+    auto header = peek_request(datagram);
+    if (!header) return reject(to_string(header.error()));
+
+    auto peer_it = peers_.find(header->sender);
+    SharedKey key{};
+    if (peer_it != peers_.end()) {
+        key = peer_it->second.shared;
+    } else {
+        // An unknown sender costs an X25519 operation: rate-limited per source.
+        if (!unauthenticated_.allow(from.ip, now_ms)) return reject("rate_limited");
+        auto computed = shared_key(header->sender, keys_.secret_key);
+        if (!computed) return reject("bad_key");
+        key = *computed;
+    }
+    auto plaintext = open_request(datagram, key);
+    if (!plaintext) return reject(to_string(plaintext.error()));
+
+    // From here on the sender proved its key: it may get (size-capped) error replies.
+    auto message = decode(*plaintext);
+    if (!message) {
+        // Counted once, as the Error reply's code (reply() counts every Error it sends).
+        return reply(port, from, key, 0, Error{ErrorCode::malformed, to_string(message.error())},
+                     now_ms, datagram.size(), out);
+    }
+    const auto verdict = replay_.check(header->nonce, message->timestamp_ms, now_ms);
+    if (verdict != ReplayGuard::Verdict::fresh) return reject(to_string(verdict));
+
+    const MessageType type = type_of(message->body);
+    const uint32_t id = message->request_id;
+    if (const auto* m = std::get_if<RegisterPeer>(&message->body)) {
+        metrics_.message(to_string(type));
+        Body r = on_register(header->sender, key, *m, port, from, now_ms, out);
+        return reply(port, from, key, id, r, now_ms, datagram.size(), out);
+    }
+    if (peer_it == peers_.end()) {
+        // Counted once, by reply() (as for malformed above).
+        return reply(port, from, key, id, Error{ErrorCode::not_registered, "register first"},
+                     now_ms, datagram.size(), out);
+    }
+    Peer& peer = peer_it->second;
+    peer.last_seen_ms = now_ms;
+    uint8_t reply_port = port;
+    Body r;
+    if (const auto* m = std::get_if<Keepalive>(&message->body)) {
+        r = on_keepalive(peer, *m, port, from, now_ms, reply_port);
+        reclassify(peer, now_ms, out);
+        // The Status reports the class including what this keepalive just showed (else the
+        // agent would learn it only a keepalive interval later).
+        std::get<Status>(r).nat_class = peer.nat_class;
+    } else if (const auto* m = std::get_if<Connect>(&message->body)) {
+        r = on_connect(peer, *m, now_ms, out);
+    } else if (const auto* m = std::get_if<ResultReport>(&message->body)) {
+        r = on_result(peer, *m, now_ms, out);
+    } else if (const auto* m = std::get_if<Release>(&message->body)) {
+        r = on_release(peer, *m);
+    } else if (std::holds_alternative<Deregister>(message->body)) {
+        r = on_deregister(peer);  // `peer` is gone after this
+    } else {
+        reject("unexpected_type");
+        return;
+    }
+    metrics_.message(to_string(type));
+    reply(reply_port, from, key, id, r, now_ms, SIZE_MAX, out);
+}
+
+void ControlCore::reply(uint8_t port, SocketAddress to, const SharedKey& key, uint32_t request_id,
+                        const Body& body, uint64_t now_ms, size_t max_len, Outbox& out) {
+    Message m{now_ms, request_id, body};
+    // Error texts are cut so that a reply to a peer not yet registered is never larger
+    // than its request.
+    if (auto* e = std::get_if<Error>(&m.body)) {
+        const size_t fixed = kReplyOverhead + kPlainHeaderLen + 3;
+        const size_t room = max_len > fixed ? max_len - fixed : 0;
+        if (e->text.size() > room) e->text.resize(room);
+        if (e->text.size() > kMaxErrorText) e->text.resize(kMaxErrorText);
+        metrics_.rejected(to_string(e->code));
+    }
+    auto sealed = seal_reply(key, encode(m));
+    if (sealed.size() > max_len) return;  // cannot happen for our replies; never amplify
+    out.push_back({port, to, std::move(sealed)});
+}
+
+void ControlCore::notify(const Peer& p, const Body& body, uint64_t now_ms, Outbox& out) {
+    out.push_back({p.notify_port, p.notify_to, seal_reply(p.shared, encode(Message{now_ms, 0, body}))});
+}
+
+// ---------------------------------------------------------------- requests
+
+Body ControlCore::on_register(const PublicKey& agent, const SharedKey& shared,
+                              const RegisterPeer& m, uint8_t port, SocketAddress from,
+                              uint64_t now_ms, Outbox& out) {
+    auto refuse = [&](ErrorCode code, std::string text) -> Body {
+        metrics_.registration(to_string(code));
+        return Error{code, std::move(text)};
+    };
+    if (!registrations_.allow(from.ip, now_ms)) return refuse(ErrorCode::rate_limited, "slow down");
+    auto network = authorizer_.authorize(m.token, agent, unix_s(now_ms));
+    if (!network) return refuse(network.error(), to_string(network.error()));
+    const size_t net = *network;
+
+    // The WireGuard key names the peer to others in its network: one agent per key.
+    if (Peer* holder = find_by_wg(net, m.wg_public_key); holder && holder->agent_key != agent)
+        return refuse(ErrorCode::not_allowed, "wireguard key registered by another agent");
+
+    auto existing = peers_.find(agent);
+    if (existing != peers_.end() && existing->second.network != net) {
+        forget_peer(agent, "network_changed");
+        existing = peers_.end();
+    }
+    if (existing == peers_.end()) {
+        if (peers_.size() >= cc_.limits.max_peers) return refuse(ErrorCode::peer_limit, "node full");
+        if (peers_per_network_[net] >= cc_.networks[net].max_peers)
+            return refuse(ErrorCode::peer_limit, "network full");
+        Peer p;
+        p.agent_key = agent;
+        p.network = net;
+        p.registered_ms = now_ms;
+        existing = peers_.emplace(agent, std::move(p)).first;
+        ++peers_per_network_[net];
+    }
+    Peer& p = existing->second;
+    p.shared = shared;
+    if (p.wg_key != m.wg_public_key) {
+        // Its relay sessions latch on the old key (mac1): useless now.  Released while the
+        // old key still finds this peer, so that no stale id stays in its session set (where
+        // it would count against sessions_per_peer for good).
+        for (uint64_t id : std::set<uint64_t>(p.sessions)) release(id, "wireguard_key_changed");
+        by_wg_.erase({net, p.wg_key});
+        p.wg_key = m.wg_public_key;
+    }
+    by_wg_[{net, p.wg_key}] = agent;
+    // A new registration is a new network situation: what was observed before is void.
+    p.observation = NatObservation{};
+    p.wg_reflexive.reset();
+    p.wg_listen_port = m.wg_listen_port;
+    p.agent_port = m.agent_port;
+    p.local_addresses = m.local_addresses;
+    p.observation.seen_on_port[port] = from;
+    p.observation.reflexive_is_local =
+        std::any_of(m.local_addresses.begin(), m.local_addresses.end(),
+                    [&](const SocketAddress& a) { return a.ip == from.ip; });
+    if (port == 0) p.notify_to = from, p.notify_port = 0;
+    else if (p.notify_to.ip == 0) p.notify_to = from, p.notify_port = port;
+    p.last_seen_ms = now_ms;
+    p.probe_key = m.probe_key;
+    if (!is_zero(m.probe_key)) {
+        if (pending_probes_.size() >= kMaxPendingProbes) pending_probes_.erase(pending_probes_.begin());
+        pending_probes_[m.probe_key] = {agent, now_ms};
+    }
+    reclassify(p, now_ms, out);
+    metrics_.registration("ok");
+    return Registered{from, static_cast<uint16_t>(cc_.keepalive_interval_s),
+                      static_cast<uint16_t>(cc_.peer_timeout_s)};
+}
+
+Body ControlCore::on_keepalive(Peer& p, const Keepalive& m, uint8_t port, SocketAddress from,
+                               uint64_t now_ms, uint8_t& reply_port) {
+    (void)now_ms;
+    if (m.rtt_us) p.rtt_us = m.rtt_us;
+    if (m.probe_done) {
+        p.observation.filtering_probed = true;
+        p.observation.other_port_reply_seen = m.probe_reply_seen;
+    }
+    if (m.reply_from_other_port) {
+        // The filtering probe comes from a fresh socket: its source is not the agent's
+        // mapping, so it is not recorded; the answer leaves from the other port.
+        reply_port = port ^ 1;
+    } else {
+        p.observation.seen_on_port[port] = from;
+        if (port == 0 || p.notify_port == port) p.notify_to = from, p.notify_port = port;
+    }
+    return Status{from, p.nat_class, p.wg_reflexive.value_or(SocketAddress{}),
+                  cc_.ports[reply_port]};
+}
+
+Peer* ControlCore::find_by_wg(size_t network, const PublicKey& wg) {
+    auto it = by_wg_.find({network, wg});
+    if (it == by_wg_.end()) return nullptr;
+    auto p = peers_.find(it->second);
+    return p == peers_.end() ? nullptr : &p->second;
+}
+
+void ControlCore::reclassify(Peer& p, uint64_t now_ms, Outbox& out) {
+    const NatClass before = p.nat_class;
+    p.nat_class = classify(p.observation);
+    if (p.nat_class == before || p.nat_class == NatClass::unknown) return;
+    // Promotion (BRIEF §5): a relayed pair that can now punch tries at once.
+    for (uint64_t id : std::vector<uint64_t>(p.sessions.begin(), p.sessions.end())) {
+        auto a = allocations_.find(id);
+        if (a == allocations_.end()) continue;
+        a->second.last_trial_ms = 0;
+    }
+    tick(now_ms, out);
+}
+
+Body ControlCore::on_connect(Peer& p, const Connect& m, uint64_t now_ms, Outbox& out) {
+    const auto t0 = std::chrono::steady_clock::now();
+    Peer* other = find_by_wg(p.network, m.peer);
+    // Another network's peer is reported exactly like a missing one: networks never learn
+    // of each other.
+    if (!other || other == &p) return Error{ErrorCode::unknown_peer, "no such peer"};
+    if (attempts_.size() >= kMaxAttempts) return Error{ErrorCode::rate_limited, "too many attempts"};
+
+    Attempt attempt;
+    attempt.id = next_attempt_id_++;
+    attempt.network = p.network;
+    attempt.wg = {p.wg_key, other->wg_key};
+    attempt.started_ms = now_ms;
+    Attempt& a = attempts_.emplace(attempt.id, attempt).first->second;
+
+    const bool existing_relay = allocation_of(p.network, p.wg_key, other->wg_key).has_value();
+    const bool punch = !m.force_relay && !existing_relay && can_punch(p.nat_class, other->nat_class);
+    metrics_.connect(punch ? "punch" : "relay");
+    if (punch) {
+        start_punch(a, p, *other, out, now_ms);
+    } else if (auto error = offer_relay(a, p, *other, out, now_ms)) {
+        attempts_.erase(attempt.id);
+        return *error;
+    }
+    metrics_.rendezvous_seconds.Observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    return ConnectAck{attempt.id, !punch};
+}
+
+std::vector<Candidate> ControlCore::candidates_of(const Peer& p, const Peer& other) const {
+    std::vector<Candidate> c;
+    // Behind the same public address: the local addresses, which the NAT need not hairpin.
+    const bool same_nat = p.notify_to.ip != 0 && p.notify_to.ip == other.notify_to.ip;
+    if (same_nat) {
+        for (const SocketAddress& local : p.local_addresses) {
+            if (c.size() + 1 >= kMaxCandidates) break;
+            c.push_back({{local.ip, p.wg_listen_port}, CandidateKind::local});
+        }
+    }
+    // The WireGuard port's own reflexive address when observed; else the agent's public IP
+    // with WireGuard's port (right for port-preserving NATs).
+    const SocketAddress reflexive =
+        p.wg_reflexive.value_or(SocketAddress{p.notify_to.ip, p.wg_listen_port});
+    c.push_back({reflexive, CandidateKind::reflexive});
+    return c;
+}
+
+void ControlCore::start_punch(Attempt& a, Peer& x, Peer& y, Outbox& out, uint64_t now_ms) {
+    const FireDelays d = fire_delays(x.rtt_us, y.rtt_us, cc_.punch_lead_ms);
+    notify(x, Punch{a.id, y.wg_key, d.a_ms, cc_.punch_deadline_ms, candidates_of(y, x)}, now_ms, out);
+    notify(y, Punch{a.id, x.wg_key, d.b_ms, cc_.punch_deadline_ms, candidates_of(x, y)}, now_ms, out);
+}
+
+std::optional<uint64_t> ControlCore::allocation_of(size_t network, const PublicKey& a,
+                                                   const PublicKey& b) const {
+    // Few sessions per peer: the sessions of the pair's two registered peers are scanned,
+    // not every allocation (a pair's session is in both peers' sets: offer_relay, and
+    // tick() when an adopted one is claimed).  A scan of all allocations cost ~17 µs per
+    // thousand sessions on every connect (relay-bench control).  Lowest id first, as the
+    // scan in id order found it.
+    std::optional<uint64_t> found;
+    for (const PublicKey* key : {&a, &b}) {
+        const auto holder = by_wg_.find({network, *key});
+        if (holder == by_wg_.end()) continue;
+        const auto peer = peers_.find(holder->second);
+        if (peer == peers_.end()) continue;
+        for (const uint64_t id : peer->second.sessions) {
+            const auto it = allocations_.find(id);
+            if (it == allocations_.end() || it->second.network != network) continue;
+            const auto& s = it->second.spec.sides;
+            if (((s[0].public_key == a && s[1].public_key == b) ||
+                 (s[0].public_key == b && s[1].public_key == a)) &&
+                (!found || id < *found))
+                found = id;
+        }
+    }
+    return found;
+}
+
+std::optional<Error> ControlCore::offer_relay(Attempt& a, Peer& x, Peer& y, Outbox& out,
+                                              uint64_t now_ms) {
+    auto id = allocation_of(x.network, x.wg_key, y.wg_key);
+    if (!id) {
+        if (draining_) return Error{ErrorCode::draining, "node is draining"};
+        if (x.sessions.size() >= cc_.limits.sessions_per_peer ||
+            y.sessions.size() >= cc_.limits.sessions_per_peer)
+            return Error{ErrorCode::session_limit, "too many relay sessions"};
+        if (relay_address_ == 0) return Error{ErrorCode::dataplane_unavailable, "no relay address"};
+        auto port = ports_.take();
+        if (!port) return Error{ErrorCode::no_relay_ports, "no relay port free"};
+        Allocation alloc;
+        SessionSpec& s = alloc.spec;
+        s.id = next_session_id_++;
+        s.relay_ip = relay_address_;
+        s.relay_port = *port;
+        s.policy = LatchPolicy::wireguard;
+        s.sides[0].public_key = x.wg_key;
+        s.sides[1].public_key = y.wg_key;
+        s.limits.packets_per_s = cc_.relay.packets_per_s;
+        s.limits.bytes_per_s = cc_.relay.bytes_per_s;
+        s.idle_timeout_s = cc_.relay.idle_timeout_s;
+        alloc.network = x.network;
+        alloc.created_ms = now_ms;
+        alloc.last_trial_ms = now_ms;
+        if (auto error = dataplane_.add_session(s)) {
+            ports_.give_back(*port);
+            return Error{error->unavailable ? ErrorCode::dataplane_unavailable : ErrorCode::internal,
+                         error->message};
+        }
+        id = s.id;
+        allocations_.emplace(s.id, alloc);
+        x.sessions.insert(s.id);
+        y.sessions.insert(s.id);
+        metrics_.relay_allocations.Increment();
+        metrics_.relay_sessions.Set(static_cast<double>(allocations_.size()));
+    }
+    a.relayed = true;
+    const SessionSpec& s = allocations_.at(*id).spec;
+    for (Peer* p : {&x, &y}) {
+        const uint8_t side = s.sides[0].public_key == p->wg_key ? 0 : 1;
+        const Peer& other = p == &x ? y : x;
+        notify(*p,
+               RelayOffer{a.id, s.id, other.wg_key, {s.relay_ip, s.relay_port}, s.policy, side,
+                          s.bind_secret, s.idle_timeout_s},
+               now_ms, out);
+    }
+    return std::nullopt;
+}
+
+Body ControlCore::on_result(Peer& p, const ResultReport& m, uint64_t now_ms, Outbox& out) {
+    auto it = attempts_.find(m.attempt_id);
+    if (it == attempts_.end() || it->second.network != p.network ||
+        (it->second.wg[0] != p.wg_key && it->second.wg[1] != p.wg_key))
+        return Error{ErrorCode::unknown_attempt, "no such attempt"};
+    Attempt& a = it->second;
+    const PublicKey& other_key = a.wg[0] == p.wg_key ? a.wg[1] : a.wg[0];
+    metrics_.punch_outcome(to_string(m.outcome));
+    const double since_connect = static_cast<double>(elapsed(now_ms, a.started_ms)) / 1000.0;
+    switch (m.outcome) {
+        case Outcome::direct_ok:
+            if (!a.finished) metrics_.connect_direct_seconds.Observe(since_connect);
+            a.finished = true;
+            // Direct works: the pair's relay session is no longer needed (promotion).
+            if (auto id = allocation_of(p.network, p.wg_key, other_key)) release(*id, "direct");
+            break;
+        case Outcome::direct_failed: {
+            if (a.promotion) break;  // the relay session stays; the peers go back to it
+            Peer* other = find_by_wg(p.network, other_key);
+            if (!other) return Error{ErrorCode::unknown_peer, "no such peer"};
+            if (auto error = offer_relay(a, p, *other, out, now_ms)) return *error;
+            break;
+        }
+        case Outcome::relayed_ok:
+            if (!a.finished) metrics_.connect_relayed_seconds.Observe(since_connect);
+            a.finished = true;
+            break;
+        case Outcome::relay_failed:
+            break;
+    }
+    return Ok{};
+}
+
+Body ControlCore::on_release(Peer& p, const Release& m) {
+    if (!p.sessions.count(m.session_id)) return Error{ErrorCode::unknown_session, "not yours"};
+    release(m.session_id, "peer_request");
+    return Ok{};
+}
+
+Body ControlCore::on_deregister(Peer& p) {
+    forget_peer(p.agent_key, "deregistered");
+    return Ok{};
+}
+
+// ---------------------------------------------------------------- lifecycle
+
+void ControlCore::release(uint64_t session_id, const char* reason) {
+    auto it = allocations_.find(session_id);
+    if (it == allocations_.end()) return;
+    // A data plane that is down forgets sessions anyway (it reprograms from us).
+    dataplane_.remove_session(session_id);
+    ports_.give_back(it->second.spec.relay_port);
+    for (const SideSpec& side : it->second.spec.sides) {
+        if (Peer* p = find_by_wg(it->second.network, side.public_key)) p->sessions.erase(session_id);
+    }
+    allocations_.erase(it);
+    metrics_.relay_release(reason);
+    metrics_.relay_sessions.Set(static_cast<double>(allocations_.size()));
+}
+
+void ControlCore::forget_peer(const PublicKey& agent_key, const char* reason) {
+    auto it = peers_.find(agent_key);
+    if (it == peers_.end()) return;
+    const std::set<uint64_t> sessions = it->second.sessions;
+    for (uint64_t id : sessions) release(id, reason);
+    by_wg_.erase({it->second.network, it->second.wg_key});
+    if (!is_zero(it->second.probe_key)) pending_probes_.erase(it->second.probe_key);
+    --peers_per_network_[it->second.network];
+    peers_.erase(it);
+}
+
+void ControlCore::tick(uint64_t now_ms, Outbox& out) {
+    const uint64_t timeout_ms = uint64_t{cc_.peer_timeout_s} * 1000;
+    std::vector<PublicKey> silent;
+    for (const auto& [key, p] : peers_)
+        if (elapsed(now_ms, p.last_seen_ms) > timeout_ms) silent.push_back(key);
+    for (const PublicKey& key : silent) forget_peer(key, "peer_timeout");
+
+    for (auto it = pending_probes_.begin(); it != pending_probes_.end();)
+        it = elapsed(now_ms, it->second.second) > kProbeLifetimeMs ? pending_probes_.erase(it)
+                                                                   : std::next(it);
+    for (auto it = attempts_.begin(); it != attempts_.end();)
+        it = elapsed(now_ms, it->second.started_ms) > kAttemptLifetimeMs ? attempts_.erase(it)
+                                                                         : std::next(it);
+
+    std::vector<uint64_t> expired;
+    const uint64_t trial_ms = uint64_t{cc_.promotion_interval_s} * 1000;
+    for (auto& [id, alloc] : allocations_) {
+        Peer* x = find_by_wg(alloc.network, alloc.spec.sides[0].public_key);
+        Peer* y = find_by_wg(alloc.network, alloc.spec.sides[1].public_key);
+        if (alloc.adopted) {
+            // Both keys registered again in one network: the session is theirs again.
+            for (size_t n = 0; n < cc_.networks.size() && !(x && y); ++n) {
+                x = find_by_wg(n, alloc.spec.sides[0].public_key);
+                y = find_by_wg(n, alloc.spec.sides[1].public_key);
+                if (x && y) alloc.network = n;
+            }
+            if (x && y) {
+                alloc.adopted = false;
+                x->sessions.insert(id);
+                y->sessions.insert(id);
+            } else if (now_ms >= alloc.release_deadline_ms) {
+                expired.push_back(id);
+            }
+            continue;
+        }
+        if (!x || !y) continue;
+        // Promotion trial: a relayed pair whose classes now allow punching tries again.
+        if (elapsed(now_ms, alloc.last_trial_ms) >= trial_ms &&
+            can_punch(x->nat_class, y->nat_class) && attempts_.size() < kMaxAttempts) {
+            alloc.last_trial_ms = now_ms;
+            Attempt a;
+            a.id = next_attempt_id_++;
+            a.network = alloc.network;
+            a.wg = {x->wg_key, y->wg_key};
+            a.started_ms = now_ms;
+            a.promotion = true;
+            Attempt& stored = attempts_.emplace(a.id, a).first->second;
+            metrics_.connect("promotion_trial");
+            start_punch(stored, *x, *y, out, now_ms);
+        }
+    }
+    for (uint64_t id : expired) release(id, "peers_not_back");
+
+    if (now_ms < last_gauge_ms_ || now_ms - last_gauge_ms_ >= kGaugeIntervalMs) {
+        last_gauge_ms_ = now_ms;
+        update_peer_gauges();
+    }
+}
+
+void ControlCore::update_peer_gauges() {
+    std::array<double, 5> by_class{};
+    for (const auto& [key, p] : peers_) by_class[static_cast<size_t>(p.nat_class)] += 1;
+    for (size_t c = 0; c < by_class.size(); ++c)
+        metrics_.set_peers(to_string(static_cast<NatClass>(c)), by_class[c]);
+}
+
+void ControlCore::adopt(const std::vector<SessionStats>& live, uint64_t now_ms) {
+    for (const SessionStats& s : live) {
+        if (allocations_.count(s.spec.id)) continue;
+        // A port outside today's range (the config changed) is tracked all the same.
+        ports_.take_specific(s.spec.relay_port);
+        Allocation alloc;
+        alloc.spec = s.spec;
+        alloc.adopted = true;
+        alloc.created_ms = now_ms;
+        alloc.last_trial_ms = now_ms;
+        alloc.release_deadline_ms = now_ms + uint64_t{cc_.peer_timeout_s} * 1000;
+        // The network is not stored in the data plane: the first network in which both
+        // keys register claims it (tick()); until then it is matched in every network.
+        alloc.network = SIZE_MAX;
+        allocations_.emplace(s.spec.id, alloc);
+        next_session_id_ = std::max(next_session_id_, s.spec.id + 1);
+    }
+    metrics_.relay_sessions.Set(static_cast<double>(allocations_.size()));
+}
+
+size_t ControlCore::reprogram() {
+    size_t failed = 0;
+    for (const auto& [id, alloc] : allocations_) {
+        auto error = dataplane_.add_session(alloc.spec);
+        if (error && !(error->status == ipc::Status::exists && !error->unavailable)) ++failed;
+    }
+    metrics_.dataplane_reprograms.Increment();
+    return failed;
+}
+
+void ControlCore::reconcile(const std::vector<SessionStats>& live, uint64_t now_ms) {
+    (void)now_ms;
+    std::set<uint64_t> present;
+    for (const SessionStats& s : live) present.insert(s.spec.id);
+    std::vector<uint64_t> gone;
+    for (const auto& [id, alloc] : allocations_)
+        if (!present.count(id)) gone.push_back(id);
+    for (uint64_t id : gone) release(id, "dataplane_expired");
+}
+
+void ControlCore::set_draining(bool on) {
+    draining_ = on;
+    metrics_.draining.Set(on ? 1 : 0);
+}
+
+}  // namespace relay::control

@@ -1,0 +1,178 @@
+// relay-control's protocol logic, with no sockets and no clock of its own: the server
+// (server.cpp) hands it each datagram with the time, and sends what it puts in the
+// outbox.  So unit tests and relay-bench drive exactly what the server runs.
+//
+// One thread owns a ControlCore (the server's event loop): no locks.  Peers and relay
+// sessions are soft state: peers refresh themselves with keepalives; relay sessions are
+// read back from the data plane after a restart (adopt()) and programmed into it again
+// after its restart (reprogram()).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "authorizer.hpp"
+#include "control_metrics.hpp"
+#include "nat_policy.hpp"
+#include "relay/config.hpp"
+#include "relay/control/envelope.hpp"
+#include "relay/control/messages.hpp"
+#include "relay/crypto/mac1.hpp"
+#include "relay_ports.hpp"
+#include "replay_guard.hpp"
+#include "session_programmer.hpp"
+#include "source_limiter.hpp"
+
+namespace relay::control {
+
+// One datagram to send: from control port `port_index` (0 or 1) to `to`.
+struct OutDatagram {
+    uint8_t port_index = 0;
+    SocketAddress to{};
+    std::vector<uint8_t> bytes;
+};
+using Outbox = std::vector<OutDatagram>;
+
+struct KeyHash {
+    size_t operator()(const PublicKey& k) const;
+};
+
+struct Peer {
+    PublicKey agent_key{};
+    SharedKey shared{};
+    size_t network = 0;  // index into ControlConfig::networks
+    PublicKey wg_key{};
+    uint16_t wg_listen_port = 0;
+    PublicKey probe_key{};  // zero: none
+    uint16_t agent_port = 0;
+    std::vector<SocketAddress> local_addresses;
+    NatObservation observation;
+    NatClass nat_class = NatClass::unknown;
+    std::optional<SocketAddress> wg_reflexive;
+    uint32_t rtt_us = 0;
+    SocketAddress notify_to{};  // where notifications go: its last source on port 0
+    uint8_t notify_port = 0;
+    uint64_t registered_ms = 0;
+    uint64_t last_seen_ms = 0;
+    std::set<uint64_t> sessions;  // relay session ids it is a side of
+};
+
+// A relay session control allocated (or read back from the data plane).
+struct Allocation {
+    SessionSpec spec;
+    size_t network = 0;
+    bool adopted = false;         // read back after a control restart, peers not yet back
+    uint64_t created_ms = 0;
+    uint64_t release_deadline_ms = 0;  // adopted: released if its peers are not back by then
+    uint64_t last_trial_ms = 0;        // last promotion trial
+};
+
+struct Attempt {
+    uint64_t id = 0;
+    size_t network = 0;
+    std::array<PublicKey, 2> wg{};  // [0] asked to connect, [1] the other
+    uint64_t started_ms = 0;
+    bool promotion = false;  // a trial of a relayed pair
+    bool relayed = false;    // a relay offer was made for it
+    bool finished = false;   // a connected result was reported
+};
+
+class ControlCore {
+  public:
+    ControlCore(const Config& config, KeyPair server_keys, SessionProgrammer& dataplane,
+                ControlMetrics& metrics);
+
+    void handle(uint8_t port_index, SocketAddress from, std::span<const uint8_t> datagram,
+                uint64_t now_ms, Outbox& out);
+    // Timers: peer expiry, adopted-session deadlines, promotion trials, attempt expiry.
+    void tick(uint64_t now_ms, Outbox& out);
+
+    // The data plane's relay address (from config, else its health reply).
+    void set_relay_address(Ipv4 ip) { relay_address_ = ip; }
+    Ipv4 relay_address() const { return relay_address_; }
+    // At start: take over the sessions the data plane still has.
+    void adopt(const std::vector<SessionStats>& live, uint64_t now_ms);
+    // The data plane restarted: program every session again.  Returns how many failed.
+    size_t reprogram();
+    // Forget sessions the data plane no longer has (its idle timeout expired them).
+    void reconcile(const std::vector<SessionStats>& live, uint64_t now_ms);
+
+    void set_draining(bool on);
+    bool draining() const { return draining_; }
+
+    const std::unordered_map<PublicKey, Peer, KeyHash>& peers() const { return peers_; }
+    const std::map<uint64_t, Allocation>& allocations() const { return allocations_; }
+    const Config& config() const { return config_; }
+    const PublicKey& server_public_key() const { return keys_.public_key; }
+    size_t pending_attempts() const { return attempts_.size(); }
+
+  private:
+    using Reply = std::optional<Body>;
+
+    void handle_envelope(uint8_t port, SocketAddress from, std::span<const uint8_t> datagram,
+                         uint64_t now_ms, Outbox& out);
+    void handle_stun(uint8_t port, SocketAddress from, std::span<const uint8_t> datagram,
+                     uint64_t now_ms, Outbox& out);
+    void handle_wireguard(SocketAddress from, std::span<const uint8_t> datagram, uint64_t now_ms);
+
+    Body on_register(const PublicKey& agent, const SharedKey& shared, const RegisterPeer& m,
+                     uint8_t port, SocketAddress from, uint64_t now_ms, Outbox& out);
+    Body on_keepalive(Peer& p, const Keepalive& m, uint8_t port, SocketAddress from,
+                      uint64_t now_ms, uint8_t& reply_port);
+    Body on_connect(Peer& p, const Connect& m, uint64_t now_ms, Outbox& out);
+    Body on_result(Peer& p, const ResultReport& m, uint64_t now_ms, Outbox& out);
+    Body on_release(Peer& p, const Release& m);
+    Body on_deregister(Peer& p);
+
+    Peer* find_by_wg(size_t network, const PublicKey& wg);
+    void reclassify(Peer& p, uint64_t now_ms, Outbox& out);
+    // Sends punches to both peers of a new attempt.
+    void start_punch(Attempt& a, Peer& x, Peer& y, Outbox& out, uint64_t now_ms);
+    // Allocates (or finds) the pair's relay session and offers it to both.  An Error when
+    // it cannot.
+    std::optional<Error> offer_relay(Attempt& a, Peer& x, Peer& y, Outbox& out, uint64_t now_ms);
+    std::optional<uint64_t> allocation_of(size_t network, const PublicKey& a, const PublicKey& b) const;
+    void release(uint64_t session_id, const char* reason);
+    void forget_peer(const PublicKey& agent_key, const char* reason);
+    std::vector<Candidate> candidates_of(const Peer& p, const Peer& other) const;
+    void notify(const Peer& p, const Body& body, uint64_t now_ms, Outbox& out);
+    void reply(uint8_t port, SocketAddress to, const SharedKey& key, uint32_t request_id,
+               const Body& body, uint64_t now_ms, size_t max_len, Outbox& out);
+    void update_peer_gauges();
+    void reject(const char* reason) { metrics_.rejected(reason); }
+
+    Config config_;
+    const ControlConfig& cc_;
+    KeyPair keys_;
+    SessionProgrammer& dataplane_;
+    ControlMetrics& metrics_;
+    Authorizer authorizer_;
+    ReplayGuard replay_;
+    SourceLimiter unauthenticated_;
+    SourceLimiter registrations_;
+    RelayPorts ports_;
+    crypto::Mac1 mac1_;
+    Ipv4 relay_address_ = 0;
+    bool draining_ = false;
+
+    std::unordered_map<PublicKey, Peer, KeyHash> peers_;  // by agent key
+    std::map<std::pair<size_t, PublicKey>, PublicKey> by_wg_;  // (network, wg key) -> agent key
+    std::vector<size_t> peers_per_network_;
+    // Probe keys of peers whose WireGuard port was not observed yet -> agent key, with when
+    // they were registered (a bounded list: each initiation is checked against all of it).
+    std::map<PublicKey, std::pair<PublicKey, uint64_t>> pending_probes_;
+    std::map<uint64_t, Allocation> allocations_;
+    std::unordered_map<uint64_t, Attempt> attempts_;
+    uint64_t next_session_id_ = 1;
+    uint64_t next_attempt_id_ = 1;
+    uint64_t last_gauge_ms_ = 0;
+};
+
+}  // namespace relay::control

@@ -1,0 +1,39 @@
+// What control needs of the data plane: install, remove and read back relay
+// sessions, and notice a restart.  DataplaneLink is the real one (the data plane's
+// Unix socket); tests and relay-bench use an in-memory one.  An interface because
+// this is the edge between two processes, not a hot path.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "relay/ipc/dataplane_protocol.hpp"
+#include "relay/session.hpp"
+
+namespace relay::control {
+
+struct ProgramError {
+    bool unavailable = false;  // the data plane could not be reached (else: it refused)
+    ipc::Status status = ipc::Status::internal;
+    std::string message;
+};
+
+struct DataplaneHealth {
+    uint64_t instance_id = 0;
+    std::vector<Ipv4> relay_addresses;
+};
+
+class SessionProgrammer {
+  public:
+    virtual ~SessionProgrammer() = default;
+    // Empty on success.
+    virtual std::optional<ProgramError> add_session(const SessionSpec& spec) = 0;
+    virtual std::optional<ProgramError> remove_session(uint64_t id) = 0;
+    // Every live session; std::nullopt when unavailable.
+    virtual std::optional<std::vector<SessionStats>> list_sessions() = 0;
+    virtual std::optional<DataplaneHealth> health() = 0;
+};
+
+}  // namespace relay::control

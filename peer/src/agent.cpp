@@ -1,0 +1,410 @@
+#include "agent.hpp"
+
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "relay/control/credentials.hpp"
+
+namespace relay::peer {
+
+using namespace relay::control;
+
+namespace {
+
+constexpr uint64_t kRegisterRetryMs = 2000;
+constexpr uint64_t kConnectRetryMs = 10'000;   // a connect nobody answered is sent again
+constexpr uint64_t kConnectErrorRetryMs = 2000;
+constexpr uint64_t kResponderWaitMs = 15'000;  // the non-initiator connects itself after this
+constexpr uint64_t kRelayDeadlineMs = 8000;
+constexpr uint64_t kWgRefreshMs = 500;
+constexpr uint64_t kProbeGiveUpMs = 15'000;
+constexpr uint64_t kHandshakeStaleS = 200;  // WireGuard re-handshakes every 120 s under keepalives
+constexpr int kFilteringProbeWaitMs = 1000;
+
+void log(const char* fmt, const std::string& a = "", const std::string& b = "") {
+    std::printf(fmt, a.c_str(), b.c_str());
+    std::printf("\n");
+    std::fflush(stdout);
+}
+
+std::string short_key(const PublicKey& k) {
+    return key_to_base64(k).substr(0, 8);
+}
+
+}  // namespace
+
+const char* to_string(Path p) {
+    switch (p) {
+        case Path::connecting: return "connecting";
+        case Path::direct: return "direct";
+        case Path::relayed: return "relayed";
+    }
+    return "unknown";
+}
+
+Agent::Agent(AgentConfig config)
+    : config_(std::move(config)), wg_(config_.interface, config_.wg_program) {}
+
+std::vector<SocketAddress> Agent::local_addresses() const {
+    std::vector<SocketAddress> out;
+    ifaddrs* list = nullptr;
+    if (::getifaddrs(&list) != 0) return out;
+    for (ifaddrs* i = list; i; i = i->ifa_next) {
+        if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET) continue;
+        if ((i->ifa_flags & IFF_LOOPBACK) || config_.interface == i->ifa_name) continue;
+        const auto* sa = reinterpret_cast<const sockaddr_in*>(i->ifa_addr);
+        if (out.size() < kMaxLocalAddresses)
+            out.push_back({ntohl(sa->sin_addr.s_addr), wg_state_.listen_port});
+    }
+    ::freeifaddrs(list);
+    return out;
+}
+
+bool Agent::register_now(uint64_t now_ms) {
+    probe_keys_ = generate_key_pair();
+    wg_reflexive_.reset();
+    registered_locals_ = local_addresses();
+    RegisterPeer r;
+    r.token = config_.token;
+    r.wg_public_key = wg_state_.public_key;
+    r.wg_listen_port = wg_state_.listen_port;
+    r.probe_key = probe_keys_.public_key;
+    r.agent_port = client_->local_address().port;
+    r.local_addresses = registered_locals_;
+    auto reply = client_->request(0, r, 1000);
+    if (!reply) {
+        log("relay-peer: register: %s", reply.error());
+        return false;
+    }
+    if (const auto* e = std::get_if<Error>(&reply->body)) {
+        log("relay-peer: register refused: %s (%s)", to_string(e->code), e->text);
+        return false;
+    }
+    const auto* ok = std::get_if<Registered>(&reply->body);
+    if (!ok) return false;
+    registered_ = true;
+    registered_at_ms_ = now_ms;
+    last_reply_ms_ = now_ms;
+    reflexive_ = ok->reflexive;
+    keepalive_interval_s_ = std::max<uint16_t>(1, ok->keepalive_interval_s);
+    rtt_us_ = client_->last_rtt_us();
+    log("relay-peer: registered, reflexive address %s", format_socket_address(reflexive_));
+    probe_filtering();
+    next_keepalive_ms_ = 0;  // both ports at once: that is what classifies the mapping
+    return true;
+}
+
+// Filtering: from a fresh socket (whose NAT mapping has only seen control's first port),
+// ask for the answer from the other port.  It gets through a cone NAT, not a
+// port-restricted one.
+void Agent::probe_filtering() {
+    auto probe = ControlClient::open(keys_, config_.control);
+    if (!probe) return;
+    Keepalive k;
+    k.reply_from_other_port = true;
+    probe->send(0, k);
+    probe_reply_seen_ = probe->poll(kFilteringProbeWaitMs).has_value();
+    probe_done_ = true;
+}
+
+void Agent::send_keepalives(uint64_t now_ms) {
+    Keepalive k;
+    k.rtt_us = rtt_us_;
+    k.probe_done = probe_done_;
+    k.probe_reply_seen = probe_reply_seen_;
+    for (uint8_t port = 0; port < 2; ++port) {
+        keepalive_sent_[client_->next_request_id()] = now_ms;
+        client_->send(port, k);
+    }
+    while (keepalive_sent_.size() > 16) keepalive_sent_.erase(keepalive_sent_.begin());
+    next_keepalive_ms_ = now_ms + keepalive_interval_s_ * 1000ull;
+}
+
+void Agent::enter(PeerState& p, Path path, std::optional<SocketAddress> endpoint, uint64_t now_ms) {
+    if (p.path != path) {
+        log("relay-peer: peer %s is now %s", short_key(p.wg.key), to_string(path));
+        p.since_ms = now_ms;
+    }
+    p.path = path;
+    p.endpoint = endpoint;
+}
+
+void Agent::report(PeerState& p, Outcome outcome, uint64_t now_ms) {
+    ResultReport r;
+    r.attempt_id = p.attempt_id;
+    r.peer = p.wg.key;
+    r.outcome = outcome;
+    r.elapsed_ms = static_cast<uint32_t>(now_ms - p.punch_started_ms);
+    client_->send(0, r);
+}
+
+void Agent::on_message(const Message& m, uint64_t now_ms) {
+    last_reply_ms_ = now_ms;
+    if (const auto* s = std::get_if<Status>(&m.body)) {
+        if (auto it = keepalive_sent_.find(m.request_id); it != keepalive_sent_.end()) {
+            rtt_us_ = static_cast<uint32_t>((now_ms - it->second) * 1000);
+            keepalive_sent_.erase(it);
+        }
+        nat_class_ = s->nat_class;
+        if (s->wg_reflexive.ip) wg_reflexive_ = s->wg_reflexive;
+        if (s->server_port == config_.control.ports[0] && !(s->reflexive == reflexive_)) {
+            // Our public address changed: a new network.  Register again and connect anew.
+            log("relay-peer: reflexive address changed to %s; registering again",
+                format_socket_address(s->reflexive));
+            registered_ = false;
+            for (auto& [k, p] : peers_) p.next_connect_ms = 0;
+        }
+        return;
+    }
+    if (const auto* e = std::get_if<Error>(&m.body)) {
+        if (e->code == ErrorCode::not_registered) {
+            // Control restarted (or forgot us): register again; paths stay as they are.
+            registered_ = false;
+            return;
+        }
+        for (auto& [k, p] : peers_) {
+            if (p.connect_request == m.request_id) {
+                p.connect_request = 0;
+                p.next_connect_ms = now_ms + kConnectErrorRetryMs;
+            }
+        }
+        return;
+    }
+    if (const auto* ack = std::get_if<ConnectAck>(&m.body)) {
+        for (auto& [k, p] : peers_)
+            if (p.connect_request == m.request_id) p.attempt_id = ack->attempt_id;
+        return;
+    }
+    if (const auto* punch = std::get_if<Punch>(&m.body)) return on_punch(*punch, now_ms);
+    if (const auto* offer = std::get_if<RelayOffer>(&m.body)) return on_relay_offer(*offer, now_ms);
+}
+
+void Agent::on_punch(const Punch& punch, uint64_t now_ms) {
+    auto it = peers_.find(punch.peer);
+    if (it == peers_.end() || punch.candidates.empty()) return;
+    PeerState& p = it->second;
+    p.connect_request = 0;
+    p.attempt_id = punch.attempt_id;
+    p.punching = true;
+    p.candidates = punch.candidates;
+    p.candidate = 0;
+    p.fire_at_ms = now_ms + punch.fire_delay_ms;
+    p.fired = false;
+    p.deadline_ms = punch.deadline_ms;
+    p.punch_started_ms = now_ms;
+}
+
+void Agent::on_relay_offer(const RelayOffer& offer, uint64_t now_ms) {
+    auto it = peers_.find(offer.peer);
+    if (it == peers_.end()) return;
+    PeerState& p = it->second;
+    p.connect_request = 0;
+    p.attempt_id = offer.attempt_id;
+    const bool same = p.relay && p.relay->session_id == offer.session_id;
+    p.relay = offer;
+    if (same && (p.path == Path::relayed || p.relay_pending)) return;
+    p.punching = false;
+    if (auto r = wg_.reset_peer(p.wg, offer.relay, config_.persistent_keepalive_s); !r)
+        log("relay-peer: %s", r.error());
+    p.wg.latest_handshake_s = 0;
+    p.relay_pending = true;
+    p.relay_deadline_ms = now_ms + kRelayDeadlineMs;
+    if (p.punch_started_ms == 0) p.punch_started_ms = now_ms;
+    enter(p, Path::connecting, offer.relay, now_ms);
+}
+
+void Agent::refresh_wireguard(uint64_t now_ms) {
+    auto state = wg_.read();
+    if (!state) {
+        log("relay-peer: %s", state.error());
+        return;
+    }
+    wg_state_ = *state;
+    std::map<PublicKey, PeerState> next;
+    for (const WgPeer& w : wg_state_.peers) {
+        if (w.key == probe_keys_.public_key) continue;
+        auto it = peers_.find(w.key);
+        if (it == peers_.end()) {
+            PeerState p;
+            p.wg = w;
+            p.since_ms = now_ms;
+            // The peer with the lower key asks; the other waits for the punch, and asks
+            // itself only if nothing comes (its partner's agent may be older or down).
+            p.next_connect_ms = wg_state_.public_key < w.key ? now_ms : now_ms + kResponderWaitMs;
+            log("relay-peer: new peer %s", short_key(w.key));
+            next.emplace(w.key, std::move(p));
+        } else {
+            it->second.wg = w;
+            next.emplace(w.key, std::move(it->second));
+        }
+    }
+    for (auto& [k, p] : peers_)
+        if (!next.count(k) && p.relay && registered_) client_->send(0, Release{p.relay->session_id});
+    peers_ = std::move(next);
+}
+
+void Agent::drive_peer(PeerState& p, uint64_t now_ms) {
+    const uint64_t now_s = now_ms / 1000;
+    if (p.punching && !p.fired && now_ms >= p.fire_at_ms) {
+        // Fire: WireGuard sends its handshake initiation at once.
+        p.fired = true;
+        const size_t n = p.candidates.size();
+        if (auto r = wg_.reset_peer(p.wg, p.candidates[0].address, config_.persistent_keepalive_s); !r)
+            log("relay-peer: %s", r.error());
+        p.wg.latest_handshake_s = 0;
+        p.candidate_deadline_ms = now_ms + std::max<uint64_t>(1000, p.deadline_ms / n);
+        return;
+    }
+    if (p.punching && p.fired) {
+        if (p.wg.latest_handshake_s != 0) {
+            p.punching = false;
+            enter(p, Path::direct, p.wg.endpoint, now_ms);
+            report(p, Outcome::direct_ok, now_ms);
+            return;
+        }
+        if (now_ms < p.candidate_deadline_ms) return;
+        if (++p.candidate < p.candidates.size()) {
+            wg_.reset_peer(p.wg, p.candidates[p.candidate].address, config_.persistent_keepalive_s);
+            p.candidate_deadline_ms =
+                now_ms + std::max<uint64_t>(1000, p.deadline_ms / p.candidates.size());
+            return;
+        }
+        p.punching = false;
+        report(p, Outcome::direct_failed, now_ms);
+        if (p.relay) {
+            // A promotion trial failed: back to the relay session we still hold.
+            wg_.reset_peer(p.wg, p.relay->relay, config_.persistent_keepalive_s);
+            p.wg.latest_handshake_s = 0;
+            p.relay_pending = true;
+            p.relay_deadline_ms = now_ms + kRelayDeadlineMs;
+        }
+        return;
+    }
+    if (p.relay_pending) {
+        if (p.wg.latest_handshake_s != 0) {
+            p.relay_pending = false;
+            enter(p, Path::relayed, p.relay->relay, now_ms);
+            report(p, Outcome::relayed_ok, now_ms);
+        } else if (now_ms >= p.relay_deadline_ms) {
+            p.relay_pending = false;
+            report(p, Outcome::relay_failed, now_ms);
+            enter(p, Path::connecting, std::nullopt, now_ms);
+            p.next_connect_ms = now_ms + kConnectErrorRetryMs;
+        }
+        return;
+    }
+    if (p.path == Path::direct && p.relay) {
+        // Promoted: the relay session was released by control on our direct_ok.
+        p.relay.reset();
+    }
+    if (p.path != Path::connecting && p.wg.latest_handshake_s &&
+        now_s > p.wg.latest_handshake_s + kHandshakeStaleS) {
+        log("relay-peer: peer %s went quiet; connecting again", short_key(p.wg.key));
+        enter(p, Path::connecting, std::nullopt, now_ms);
+        p.next_connect_ms = now_ms;
+    }
+    if (p.path == Path::connecting && registered_ && now_ms >= p.next_connect_ms) {
+        Connect c;
+        c.peer = p.wg.key;
+        p.connect_request = client_->next_request_id();
+        client_->send(0, c);
+        p.punch_started_ms = now_ms;
+        p.next_connect_ms = now_ms + kConnectRetryMs;
+    }
+}
+
+void Agent::manage_probe_peer(uint64_t now_ms) {
+    const std::string probe = key_to_base64(probe_keys_.public_key);
+    if (!probe_peer_added_ && registered_ && !wg_reflexive_ && now_ms - registered_at_ms_ < kProbeGiveUpMs) {
+        // A throw-away peer pointed at control: WireGuard sends it a handshake initiation
+        // from its own port, whose mac1 (keyed with this key) tells control it is ours.
+        if (wg_.set_endpoint(probe, {config_.control.address, config_.control.ports[0]}, 1)) {
+            probe_peer_added_ = true;
+            probe_added_ms_ = now_ms;
+        }
+    }
+    if (probe_peer_added_ && (wg_reflexive_ || now_ms - probe_added_ms_ > kProbeGiveUpMs)) {
+        wg_.remove_peer(probe);
+        probe_peer_added_ = false;
+    }
+}
+
+std::vector<uint8_t> Agent::status_json() const {
+    using nlohmann::json;
+    const uint64_t now_ms = unix_ms_now();
+    json peers = json::array();
+    for (const auto& [k, p] : peers_) {
+        peers.push_back({{"peer", key_to_base64(k)},
+                         {"path", to_string(p.path)},
+                         {"endpoint", p.endpoint ? format_socket_address(*p.endpoint) : ""},
+                         {"since_s", (now_ms - p.since_ms) / 1000},
+                         {"latest_handshake_s", p.wg.latest_handshake_s},
+                         {"relay_session", p.relay ? p.relay->session_id : 0}});
+    }
+    json status = {{"interface", config_.interface},
+                   {"public_key", key_to_base64(wg_state_.public_key)},
+                   {"registered", registered_},
+                   {"reflexive", format_socket_address(reflexive_)},
+                   {"wg_reflexive", wg_reflexive_ ? format_socket_address(*wg_reflexive_) : ""},
+                   {"nat_class", to_string(nat_class_)},
+                   {"rtt_ms", rtt_us_ / 1000.0},
+                   {"peers", peers}};
+    const std::string text = status.dump();
+    return {text.begin(), text.end()};
+}
+
+void Agent::run(const std::atomic<bool>& stop) {
+    if (auto keys = read_key_file(config_.key_file)) {
+        keys_ = *keys;
+    } else if (::access(config_.key_file.c_str(), F_OK) != 0) {
+        auto created = write_new_key_file(config_.key_file);
+        if (!created) throw std::runtime_error(created.error());
+        keys_ = *created;
+    } else {
+        throw std::runtime_error(keys.error());
+    }
+    auto client = ControlClient::open(keys_, config_.control);
+    if (!client) throw std::runtime_error(client.error());
+    client_.emplace(std::move(*client));
+    status_server_.emplace(config_.status_socket, 0660);
+    auto state = wg_.read();
+    if (!state) throw std::runtime_error(state.error());
+    wg_state_ = *state;
+
+    uint64_t next_register_ms = 0;
+    while (!stop.load()) {
+        uint64_t now = unix_ms_now();
+        if (!registered_ && now >= next_register_ms) {
+            if (!register_now(now)) next_register_ms = now + kRegisterRetryMs;
+            now = unix_ms_now();
+        }
+        if (registered_ && now >= next_keepalive_ms_) send_keepalives(now);
+        if (registered_ && now - last_reply_ms_ > 3ull * keepalive_interval_s_ * 1000 + 2000) {
+            log("relay-peer: control silent; registering again");
+            registered_ = false;
+        }
+        for (int budget = 64; budget > 0; --budget) {
+            auto m = client_->poll(budget == 64 ? 20 : 0);
+            if (!m) break;
+            on_message(*m, unix_ms_now());
+        }
+        now = unix_ms_now();
+        if (now >= next_wg_refresh_ms_) {
+            refresh_wireguard(now);
+            next_wg_refresh_ms_ = now + kWgRefreshMs;
+        }
+        manage_probe_peer(now);
+        for (auto& [k, p] : peers_) drive_peer(p, now);
+        status_server_->poll_once(0, [&](std::span<const uint8_t>) { return status_json(); });
+    }
+    if (registered_) client_->request(0, Deregister{}, 500);
+    if (probe_peer_added_) wg_.remove_peer(key_to_base64(probe_keys_.public_key));
+}
+
+}  // namespace relay::peer

@@ -1,0 +1,58 @@
+// The WireGuard interface the agent drives, through wg(8) only (so the same calls work
+// with the kernel module and with wireguard-go): `wg show IF dump` to read it, `wg set`
+// to change a peer.  Errors carry wg's own message.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "relay/net.hpp"
+#include "relay/result.hpp"
+#include "relay/session.hpp"
+
+namespace relay::peer {
+
+struct WgPeer {
+    PublicKey key{};
+    std::string key_text;                // base64, as wg prints it
+    std::optional<SocketAddress> endpoint;
+    std::string allowed_ips;             // comma-separated, as wg prints it ("(none)" -> "")
+    uint64_t latest_handshake_s = 0;     // Unix seconds; 0 = never
+    uint32_t persistent_keepalive_s = 0;
+};
+
+struct WgState {
+    PublicKey public_key{};
+    uint16_t listen_port = 0;
+    std::vector<WgPeer> peers;
+};
+
+// Parses `wg show IF dump` output (for tests too).
+Result<WgState, std::string> parse_wg_dump(const std::string& text);
+
+class WgInterface {
+  public:
+    WgInterface(std::string name, std::string wg_program = "wg")
+        : name_(std::move(name)), wg_(std::move(wg_program)) {}
+
+    Result<WgState, std::string> read() const;
+    // Points a peer at `endpoint` with a keepalive; allowed_ips empty = leave them as they are.
+    Result<bool, std::string> set_endpoint(const std::string& key_text, SocketAddress endpoint,
+                                           uint32_t keepalive_s,
+                                           const std::string& allowed_ips = "") const;
+    // Removes a peer and adds it back (same allowed IPs) at a new endpoint: WireGuard then
+    // forgets its session and handshakes afresh, which is what moves a relay latch.
+    Result<bool, std::string> reset_peer(const WgPeer& peer, SocketAddress endpoint,
+                                         uint32_t keepalive_s) const;
+    Result<bool, std::string> remove_peer(const std::string& key_text) const;
+    const std::string& name() const { return name_; }
+
+  private:
+    Result<std::string, std::string> wg(const std::vector<std::string>& args) const;
+    std::string name_;
+    std::string wg_;
+};
+
+}  // namespace relay::peer
