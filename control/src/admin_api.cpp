@@ -105,14 +105,15 @@ json handle_admin(const json& request, ControlCore& core, SessionProgrammer& dat
                 if (live.count(id)) side.update(side_stats_json(live[id].sides[s]));
                 sides.push_back(side);
             }
-            list.push_back({{"id", id},
-                            {"relay", addr({a.spec.relay_ip, a.spec.relay_port})},
-                            {"network", a.adopted ? "" : core.config().control.networks[a.network].name},
-                            {"adopted", a.adopted},
-                            {"in_dataplane", live.count(id) > 0},
-                            {"idle_ms", live.count(id) ? live[id].idle_ms : 0},
-                            {"age_s", (now_ms - a.created_ms) / 1000},
-                            {"sides", sides}});
+            list.push_back(
+                {{"id", id},
+                 {"relay", addr({a.spec.relay_ip, a.spec.relay_port})},
+                 {"network", a.adopted ? "" : core.config().control.networks[a.network].name},
+                 {"adopted", a.adopted},
+                 {"in_dataplane", live.count(id) > 0},
+                 {"idle_ms", live.count(id) ? live[id].idle_ms : 0},
+                 {"age_s", (now_ms - a.created_ms) / 1000},
+                 {"sides", sides}});
         }
         return {{"ok", true}, {"total", allocations.size()}, {"offset", begin}, {"sessions", list}};
     }
@@ -130,7 +131,8 @@ std::vector<uint8_t> handle_admin_datagram(std::span<const uint8_t> in, ControlC
                                            uint64_t started_ms) {
     json reply;
     try {
-        reply = handle_admin(json::parse(in.begin(), in.end()), core, dataplane, now_ms, started_ms);
+        reply =
+            handle_admin(json::parse(in.begin(), in.end()), core, dataplane, now_ms, started_ms);
     } catch (const json::exception& e) {
         reply = error(std::string("bad request: ") + e.what());
     }

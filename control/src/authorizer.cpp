@@ -28,7 +28,7 @@ Result<size_t, ErrorCode> Authorizer::authorize(const std::string& token,
             auto verified = verify_token(token, secret.value, now_unix_s);
             if (verified) return i;
             return Unexpected{verified.error() == TokenError::expired ? ErrorCode::token_expired
-                                                                     : ErrorCode::bad_token};
+                                                                      : ErrorCode::bad_token};
         }
         return Unexpected{ErrorCode::bad_token};
     }

@@ -74,9 +74,11 @@ ControlCore::ControlCore(const Config& config, KeyPair server_keys, SessionProgr
 
 void ControlCore::handle(uint8_t port_index, SocketAddress from, std::span<const uint8_t> datagram,
                          uint64_t now_ms, Outbox& out) {
-    if (looks_like_envelope(datagram)) return handle_envelope(port_index, from, datagram, now_ms, out);
+    if (looks_like_envelope(datagram))
+        return handle_envelope(port_index, from, datagram, now_ms, out);
     if (looks_like_wg_initiation(datagram)) return handle_wireguard(from, datagram, now_ms);
-    if (wire::stun::looks_like_stun(datagram)) return handle_stun(port_index, from, datagram, now_ms, out);
+    if (wire::stun::looks_like_stun(datagram))
+        return handle_stun(port_index, from, datagram, now_ms, out);
     reject("unknown_datagram");
 }
 
@@ -197,7 +199,8 @@ void ControlCore::reply(uint8_t port, SocketAddress to, const SharedKey& key, ui
 }
 
 void ControlCore::notify(const Peer& p, const Body& body, uint64_t now_ms, Outbox& out) {
-    out.push_back({p.notify_port, p.notify_to, seal_reply(p.shared, encode(Message{now_ms, 0, body}))});
+    out.push_back(
+        {p.notify_port, p.notify_to, seal_reply(p.shared, encode(Message{now_ms, 0, body}))});
 }
 
 // ---------------------------------------------------------------- requests
@@ -224,7 +227,8 @@ Body ControlCore::on_register(const PublicKey& agent, const SharedKey& shared,
         existing = peers_.end();
     }
     if (existing == peers_.end()) {
-        if (peers_.size() >= cc_.limits.max_peers) return refuse(ErrorCode::peer_limit, "node full");
+        if (peers_.size() >= cc_.limits.max_peers)
+            return refuse(ErrorCode::peer_limit, "node full");
         if (peers_per_network_[net] >= cc_.networks[net].max_peers)
             return refuse(ErrorCode::peer_limit, "network full");
         Peer p;
@@ -255,15 +259,24 @@ Body ControlCore::on_register(const PublicKey& agent, const SharedKey& shared,
     p.observation.reflexive_is_local =
         std::any_of(m.local_addresses.begin(), m.local_addresses.end(),
                     [&](const SocketAddress& a) { return a.ip == from.ip; });
-    if (port == 0) p.notify_to = from, p.notify_port = 0;
-    else if (p.notify_to.ip == 0) p.notify_to = from, p.notify_port = port;
+    if (port == 0)
+        p.notify_to = from, p.notify_port = 0;
+    else if (p.notify_to.ip == 0)
+        p.notify_to = from, p.notify_port = port;
     p.last_seen_ms = now_ms;
     p.probe_key = m.probe_key;
     if (!is_zero(m.probe_key)) {
-        if (pending_probes_.size() >= kMaxPendingProbes) pending_probes_.erase(pending_probes_.begin());
+        if (pending_probes_.size() >= kMaxPendingProbes)
+            pending_probes_.erase(pending_probes_.begin());
         pending_probes_[m.probe_key] = {agent, now_ms};
     }
     reclassify(p, now_ms, out);
+    // After a control restart, the sessions read back become their peers' again as soon as
+    // both are back (not only at the next tick), so a connect finds them.
+    for (uint64_t id : std::vector<uint64_t>(adopted_ids_.begin(), adopted_ids_.end())) {
+        auto a = allocations_.find(id);
+        if (a != allocations_.end()) claim_adopted(id, a->second);
+    }
     metrics_.registration("ok");
     return Registered{from, static_cast<uint16_t>(cc_.keepalive_interval_s),
                       static_cast<uint16_t>(cc_.peer_timeout_s)};
@@ -300,13 +313,48 @@ void ControlCore::reclassify(Peer& p, uint64_t now_ms, Outbox& out) {
     const NatClass before = p.nat_class;
     p.nat_class = classify(p.observation);
     if (p.nat_class == before || p.nat_class == NatClass::unknown) return;
-    // Promotion (BRIEF §5): a relayed pair that can now punch tries at once.
+    // Promotion (BRIEF §5): a relayed pair of this peer that can now punch tries at once.
     for (uint64_t id : std::vector<uint64_t>(p.sessions.begin(), p.sessions.end())) {
         auto a = allocations_.find(id);
-        if (a == allocations_.end()) continue;
+        if (a == allocations_.end() || a->second.adopted) continue;
+        Peer* x = find_by_wg(a->second.network, a->second.spec.sides[0].public_key);
+        Peer* y = find_by_wg(a->second.network, a->second.spec.sides[1].public_key);
+        if (!x || !y) continue;
         a->second.last_trial_ms = 0;
+        maybe_promote(a->second, *x, *y, now_ms, out);
     }
-    tick(now_ms, out);
+}
+
+bool ControlCore::claim_adopted(uint64_t id, Allocation& alloc) {
+    // Both keys registered again in one network: the session is theirs again.
+    for (size_t n = 0; n < cc_.networks.size(); ++n) {
+        Peer* x = find_by_wg(n, alloc.spec.sides[0].public_key);
+        Peer* y = find_by_wg(n, alloc.spec.sides[1].public_key);
+        if (!x || !y) continue;
+        alloc.network = n;
+        alloc.adopted = false;
+        adopted_ids_.erase(id);
+        x->sessions.insert(id);
+        y->sessions.insert(id);
+        return true;
+    }
+    return false;
+}
+
+void ControlCore::maybe_promote(Allocation& alloc, Peer& x, Peer& y, uint64_t now_ms, Outbox& out) {
+    const uint64_t trial_ms = uint64_t{cc_.promotion_interval_s} * 1000;
+    if (alloc.last_trial_ms != 0 && elapsed(now_ms, alloc.last_trial_ms) < trial_ms) return;
+    if (!can_punch(x.nat_class, y.nat_class) || attempts_.size() >= kMaxAttempts) return;
+    alloc.last_trial_ms = now_ms;
+    Attempt a;
+    a.id = next_attempt_id_++;
+    a.network = alloc.network;
+    a.wg = {x.wg_key, y.wg_key};
+    a.started_ms = now_ms;
+    a.promotion = true;
+    Attempt& stored = attempts_.emplace(a.id, a).first->second;
+    metrics_.connect("promotion_trial");
+    start_punch(stored, x, y, out, now_ms);
 }
 
 Body ControlCore::on_connect(Peer& p, const Connect& m, uint64_t now_ms, Outbox& out) {
@@ -315,7 +363,8 @@ Body ControlCore::on_connect(Peer& p, const Connect& m, uint64_t now_ms, Outbox&
     // Another network's peer is reported exactly like a missing one: networks never learn
     // of each other.
     if (!other || other == &p) return Error{ErrorCode::unknown_peer, "no such peer"};
-    if (attempts_.size() >= kMaxAttempts) return Error{ErrorCode::rate_limited, "too many attempts"};
+    if (attempts_.size() >= kMaxAttempts)
+        return Error{ErrorCode::rate_limited, "too many attempts"};
 
     Attempt attempt;
     attempt.id = next_attempt_id_++;
@@ -325,7 +374,8 @@ Body ControlCore::on_connect(Peer& p, const Connect& m, uint64_t now_ms, Outbox&
     Attempt& a = attempts_.emplace(attempt.id, attempt).first->second;
 
     const bool existing_relay = allocation_of(p.network, p.wg_key, other->wg_key).has_value();
-    const bool punch = !m.force_relay && !existing_relay && can_punch(p.nat_class, other->nat_class);
+    const bool punch =
+        !m.force_relay && !existing_relay && can_punch(p.nat_class, other->nat_class);
     metrics_.connect(punch ? "punch" : "relay");
     if (punch) {
         start_punch(a, p, *other, out, now_ms);
@@ -358,8 +408,10 @@ std::vector<Candidate> ControlCore::candidates_of(const Peer& p, const Peer& oth
 
 void ControlCore::start_punch(Attempt& a, Peer& x, Peer& y, Outbox& out, uint64_t now_ms) {
     const FireDelays d = fire_delays(x.rtt_us, y.rtt_us, cc_.punch_lead_ms);
-    notify(x, Punch{a.id, y.wg_key, d.a_ms, cc_.punch_deadline_ms, candidates_of(y, x)}, now_ms, out);
-    notify(y, Punch{a.id, x.wg_key, d.b_ms, cc_.punch_deadline_ms, candidates_of(x, y)}, now_ms, out);
+    notify(x, Punch{a.id, y.wg_key, d.a_ms, cc_.punch_deadline_ms, candidates_of(y, x)}, now_ms,
+           out);
+    notify(y, Punch{a.id, x.wg_key, d.b_ms, cc_.punch_deadline_ms, candidates_of(x, y)}, now_ms,
+           out);
 }
 
 std::optional<uint64_t> ControlCore::allocation_of(size_t network, const PublicKey& a,
@@ -415,8 +467,9 @@ std::optional<Error> ControlCore::offer_relay(Attempt& a, Peer& x, Peer& y, Outb
         alloc.last_trial_ms = now_ms;
         if (auto error = dataplane_.add_session(s)) {
             ports_.give_back(*port);
-            return Error{error->unavailable ? ErrorCode::dataplane_unavailable : ErrorCode::internal,
-                         error->message};
+            return Error{
+                error->unavailable ? ErrorCode::dataplane_unavailable : ErrorCode::internal,
+                error->message};
         }
         id = s.id;
         allocations_.emplace(s.id, alloc);
@@ -431,8 +484,14 @@ std::optional<Error> ControlCore::offer_relay(Attempt& a, Peer& x, Peer& y, Outb
         const uint8_t side = s.sides[0].public_key == p->wg_key ? 0 : 1;
         const Peer& other = p == &x ? y : x;
         notify(*p,
-               RelayOffer{a.id, s.id, other.wg_key, {s.relay_ip, s.relay_port}, s.policy, side,
-                          s.bind_secret, s.idle_timeout_s},
+               RelayOffer{a.id,
+                          s.id,
+                          other.wg_key,
+                          {s.relay_ip, s.relay_port},
+                          s.policy,
+                          side,
+                          s.bind_secret,
+                          s.idle_timeout_s},
                now_ms, out);
     }
     return std::nullopt;
@@ -489,9 +548,11 @@ void ControlCore::release(uint64_t session_id, const char* reason) {
     if (it == allocations_.end()) return;
     // A data plane that is down forgets sessions anyway (it reprograms from us).
     dataplane_.remove_session(session_id);
+    adopted_ids_.erase(session_id);
     ports_.give_back(it->second.spec.relay_port);
     for (const SideSpec& side : it->second.spec.sides) {
-        if (Peer* p = find_by_wg(it->second.network, side.public_key)) p->sessions.erase(session_id);
+        if (Peer* p = find_by_wg(it->second.network, side.public_key))
+            p->sessions.erase(session_id);
     }
     allocations_.erase(it);
     metrics_.relay_release(reason);
@@ -524,41 +585,16 @@ void ControlCore::tick(uint64_t now_ms, Outbox& out) {
                                                                          : std::next(it);
 
     std::vector<uint64_t> expired;
-    const uint64_t trial_ms = uint64_t{cc_.promotion_interval_s} * 1000;
     for (auto& [id, alloc] : allocations_) {
-        Peer* x = find_by_wg(alloc.network, alloc.spec.sides[0].public_key);
-        Peer* y = find_by_wg(alloc.network, alloc.spec.sides[1].public_key);
         if (alloc.adopted) {
-            // Both keys registered again in one network: the session is theirs again.
-            for (size_t n = 0; n < cc_.networks.size() && !(x && y); ++n) {
-                x = find_by_wg(n, alloc.spec.sides[0].public_key);
-                y = find_by_wg(n, alloc.spec.sides[1].public_key);
-                if (x && y) alloc.network = n;
-            }
-            if (x && y) {
-                alloc.adopted = false;
-                x->sessions.insert(id);
-                y->sessions.insert(id);
-            } else if (now_ms >= alloc.release_deadline_ms) {
+            if (!claim_adopted(id, alloc) && now_ms >= alloc.release_deadline_ms)
                 expired.push_back(id);
-            }
             continue;
         }
-        if (!x || !y) continue;
-        // Promotion trial: a relayed pair whose classes now allow punching tries again.
-        if (elapsed(now_ms, alloc.last_trial_ms) >= trial_ms &&
-            can_punch(x->nat_class, y->nat_class) && attempts_.size() < kMaxAttempts) {
-            alloc.last_trial_ms = now_ms;
-            Attempt a;
-            a.id = next_attempt_id_++;
-            a.network = alloc.network;
-            a.wg = {x->wg_key, y->wg_key};
-            a.started_ms = now_ms;
-            a.promotion = true;
-            Attempt& stored = attempts_.emplace(a.id, a).first->second;
-            metrics_.connect("promotion_trial");
-            start_punch(stored, *x, *y, out, now_ms);
-        }
+        Peer* x = find_by_wg(alloc.network, alloc.spec.sides[0].public_key);
+        Peer* y = find_by_wg(alloc.network, alloc.spec.sides[1].public_key);
+        // Promotion trial: a relayed pair whose classes allow punching tries again.
+        if (x && y) maybe_promote(alloc, *x, *y, now_ms, out);
     }
     for (uint64_t id : expired) release(id, "peers_not_back");
 
@@ -590,6 +626,7 @@ void ControlCore::adopt(const std::vector<SessionStats>& live, uint64_t now_ms) 
         // keys register claims it (tick()); until then it is matched in every network.
         alloc.network = SIZE_MAX;
         allocations_.emplace(s.spec.id, alloc);
+        adopted_ids_.insert(s.spec.id);
         next_session_id_ = std::max(next_session_id_, s.spec.id + 1);
     }
     metrics_.relay_sessions.Set(static_cast<double>(allocations_.size()));

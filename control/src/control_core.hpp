@@ -68,7 +68,7 @@ struct Peer {
 struct Allocation {
     SessionSpec spec;
     size_t network = 0;
-    bool adopted = false;         // read back after a control restart, peers not yet back
+    bool adopted = false;  // read back after a control restart, peers not yet back
     uint64_t created_ms = 0;
     uint64_t release_deadline_ms = 0;  // adopted: released if its peers are not back by then
     uint64_t last_trial_ms = 0;        // last promotion trial
@@ -133,12 +133,17 @@ class ControlCore {
 
     Peer* find_by_wg(size_t network, const PublicKey& wg);
     void reclassify(Peer& p, uint64_t now_ms, Outbox& out);
+    // An adopted session whose two keys are registered again in one network becomes theirs.
+    bool claim_adopted(uint64_t id, Allocation& alloc);
+    // Starts a promotion trial of a relayed pair when its classes allow and it is due.
+    void maybe_promote(Allocation& alloc, Peer& x, Peer& y, uint64_t now_ms, Outbox& out);
     // Sends punches to both peers of a new attempt.
     void start_punch(Attempt& a, Peer& x, Peer& y, Outbox& out, uint64_t now_ms);
     // Allocates (or finds) the pair's relay session and offers it to both.  An Error when
     // it cannot.
     std::optional<Error> offer_relay(Attempt& a, Peer& x, Peer& y, Outbox& out, uint64_t now_ms);
-    std::optional<uint64_t> allocation_of(size_t network, const PublicKey& a, const PublicKey& b) const;
+    std::optional<uint64_t> allocation_of(size_t network, const PublicKey& a,
+                                          const PublicKey& b) const;
     void release(uint64_t session_id, const char* reason);
     void forget_peer(const PublicKey& agent_key, const char* reason);
     std::vector<Candidate> candidates_of(const Peer& p, const Peer& other) const;
@@ -162,13 +167,14 @@ class ControlCore {
     Ipv4 relay_address_ = 0;
     bool draining_ = false;
 
-    std::unordered_map<PublicKey, Peer, KeyHash> peers_;  // by agent key
+    std::unordered_map<PublicKey, Peer, KeyHash> peers_;       // by agent key
     std::map<std::pair<size_t, PublicKey>, PublicKey> by_wg_;  // (network, wg key) -> agent key
     std::vector<size_t> peers_per_network_;
     // Probe keys of peers whose WireGuard port was not observed yet -> agent key, with when
     // they were registered (a bounded list: each initiation is checked against all of it).
     std::map<PublicKey, std::pair<PublicKey, uint64_t>> pending_probes_;
     std::map<uint64_t, Allocation> allocations_;
+    std::set<uint64_t> adopted_ids_;  // allocations read back and not yet claimed by their peers
     std::unordered_map<uint64_t, Attempt> attempts_;
     uint64_t next_session_id_ = 1;
     uint64_t next_attempt_id_ = 1;

@@ -18,7 +18,8 @@ prometheus::Counter& counter(prometheus::Registry& r, const std::string& name,
     return counters(r, name, help).Add({});
 }
 
-prometheus::Gauge& gauge(prometheus::Registry& r, const std::string& name, const std::string& help) {
+prometheus::Gauge& gauge(prometheus::Registry& r, const std::string& name,
+                         const std::string& help) {
     return BuildGauge().Name(name).Help(help).Register(r).Add({});
 }
 

@@ -21,10 +21,14 @@ class ControlMetrics {
 
     const std::shared_ptr<prometheus::Registry>& registry() const { return registry_; }
 
-    void registration(const std::string& result) { registrations_.Add({{"result", result}}).Increment(); }
+    void registration(const std::string& result) {
+        registrations_.Add({{"result", result}}).Increment();
+    }
     void rejected(const std::string& reason) { rejected_.Add({{"reason", reason}}).Increment(); }
     void message(const std::string& type) { messages_.Add({{"type", type}}).Increment(); }
-    void connect(const std::string& decision) { connects_.Add({{"decision", decision}}).Increment(); }
+    void connect(const std::string& decision) {
+        connects_.Add({{"decision", decision}}).Increment();
+    }
     void punch_outcome(const std::string& outcome) {
         punch_outcomes_.Add({{"outcome", outcome}}).Increment();
     }

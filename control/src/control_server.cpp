@@ -95,9 +95,9 @@ struct ControlServer::Impl {
             const ssize_t got = ::recvfrom(udp[index].get(), buffer.data(), buffer.size(), 0,
                                            reinterpret_cast<sockaddr*>(&from), &len);
             if (got < 0) return;
-            core.handle(static_cast<uint8_t>(index), {ntohl(from.sin_addr.s_addr), ntohs(from.sin_port)},
-                        std::span<const uint8_t>(buffer.data(), static_cast<size_t>(got)), wall_ms(),
-                        out);
+            core.handle(
+                static_cast<uint8_t>(index), {ntohl(from.sin_addr.s_addr), ntohs(from.sin_port)},
+                std::span<const uint8_t>(buffer.data(), static_cast<size_t>(got)), wall_ms(), out);
         }
     }
 
@@ -119,9 +119,10 @@ struct ControlServer::Impl {
             }
         } else if (health->instance_id != dataplane_instance) {
             const size_t failed = core.reprogram();
-            std::printf("relay-control: data plane restarted; %zu sessions programmed again, %zu "
-                        "failed\n",
-                        core.allocations().size() - failed, failed);
+            std::printf(
+                "relay-control: data plane restarted; %zu sessions programmed again, %zu "
+                "failed\n",
+                core.allocations().size() - failed, failed);
             std::fflush(stdout);
         }
         dataplane_instance = health->instance_id;
@@ -133,7 +134,8 @@ struct ControlServer::Impl {
         auto live = dataplane.list_sessions();
         const auto after = dataplane.health();
         // Only a listing of the same data-plane instance may release what it lacks.
-        if (live && after && after->instance_id == dataplane_instance) core.reconcile(*live, now_ms);
+        if (live && after && after->instance_id == dataplane_instance)
+            core.reconcile(*live, now_ms);
     }
 
     void run(const std::atomic<bool>& stop) {

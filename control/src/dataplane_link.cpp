@@ -8,8 +8,7 @@ namespace relay::control {
 DataplaneLink::DataplaneLink(std::string socket_path, int timeout_ms)
     : path_(std::move(socket_path)), timeout_ms_(timeout_ms) {}
 
-std::optional<ipc::Response> DataplaneLink::call(const ipc::RequestBody& body,
-                                                 std::string& error) {
+std::optional<ipc::Response> DataplaneLink::call(const ipc::RequestBody& body, std::string& error) {
     if (!client_) {
         auto connected = ipc::DataplaneClient::connect(path_);
         if (!connected) {

@@ -32,8 +32,9 @@ int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
         if (arg == "--help" || arg == "-h") {
-            std::printf("usage: relay-control --config FILE\n"
-                        "Serves STUN and the control protocol on the control: section's ports.\n");
+            std::printf(
+                "usage: relay-control --config FILE\n"
+                "Serves STUN and the control protocol on the control: section's ports.\n");
             return 0;
         }
         if (arg == "--config" && i + 1 < argc) {
@@ -47,7 +48,8 @@ int main(int argc, char** argv) {
     try {
         const relay::Config config = relay::load_config_file(config_path);
         if (!config.has_control) {
-            std::fprintf(stderr, "relay-control: %s has no control: section\n", config_path.c_str());
+            std::fprintf(stderr, "relay-control: %s has no control: section\n",
+                         config_path.c_str());
             return 1;
         }
         auto keys = relay::control::read_key_file(config.control.key_file);
@@ -63,11 +65,12 @@ int main(int argc, char** argv) {
 
         relay::control::ControlServer server(config, *keys);
         const auto& c = config.control;
-        std::printf("relay-control: listening on %s ports %u and %u, metrics on http://%s/metrics, "
-                    "admin socket %s\nrelay-control: server public key %s\n",
-                    relay::format_ipv4(c.listen_address).c_str(), c.ports[0], c.ports[1],
-                    relay::format_socket_address(c.metrics_listen).c_str(), c.admin_socket.c_str(),
-                    relay::control::key_to_base64(keys->public_key).c_str());
+        std::printf(
+            "relay-control: listening on %s ports %u and %u, metrics on http://%s/metrics, "
+            "admin socket %s\nrelay-control: server public key %s\n",
+            relay::format_ipv4(c.listen_address).c_str(), c.ports[0], c.ports[1],
+            relay::format_socket_address(c.metrics_listen).c_str(), c.admin_socket.c_str(),
+            relay::control::key_to_base64(keys->public_key).c_str());
         std::fflush(stdout);
         server.run(g_stop);
         std::printf("relay-control: stopped\n");

@@ -13,9 +13,7 @@ NatClass classify(const NatObservation& o) {
 }
 
 bool can_punch(NatClass a, NatClass b) {
-    auto hard = [](NatClass c) {
-        return c == NatClass::port_restricted || c == NatClass::unknown;
-    };
+    auto hard = [](NatClass c) { return c == NatClass::port_restricted || c == NatClass::unknown; };
     if (a == NatClass::symmetric) return !(b == NatClass::symmetric || hard(b));
     if (b == NatClass::symmetric) return !hard(a);
     return true;

@@ -37,10 +37,14 @@ ReplayGuard::Verdict ReplayGuard::check(const Nonce& nonce, uint64_t timestamp_m
 
 const char* to_string(ReplayGuard::Verdict v) {
     switch (v) {
-        case ReplayGuard::Verdict::fresh: return "fresh";
-        case ReplayGuard::Verdict::stale: return "stale_timestamp";
-        case ReplayGuard::Verdict::replayed: return "replayed";
-        case ReplayGuard::Verdict::full: return "replay_cache_full";
+        case ReplayGuard::Verdict::fresh:
+            return "fresh";
+        case ReplayGuard::Verdict::stale:
+            return "stale_timestamp";
+        case ReplayGuard::Verdict::replayed:
+            return "replayed";
+        case ReplayGuard::Verdict::full:
+            return "replay_cache_full";
     }
     return "unknown";
 }

@@ -11,7 +11,8 @@ SourceLimiter::SourceLimiter(uint32_t per_s, size_t max_sources)
 
 bool SourceLimiter::take(Bucket& b, uint64_t now_ms) {
     if (now_ms > b.last_ms) {
-        b.tokens = std::min(per_s_, b.tokens + per_s_ * static_cast<double>(now_ms - b.last_ms) / 1000.0);
+        b.tokens =
+            std::min(per_s_, b.tokens + per_s_ * static_cast<double>(now_ms - b.last_ms) / 1000.0);
         b.last_ms = now_ms;
     }
     if (b.tokens < 1.0) return false;

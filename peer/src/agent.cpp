@@ -18,7 +18,7 @@ using namespace relay::control;
 namespace {
 
 constexpr uint64_t kRegisterRetryMs = 2000;
-constexpr uint64_t kConnectRetryMs = 10'000;   // a connect nobody answered is sent again
+constexpr uint64_t kConnectRetryMs = 10'000;  // a connect nobody answered is sent again
 constexpr uint64_t kConnectErrorRetryMs = 2000;
 constexpr uint64_t kResponderWaitMs = 15'000;  // the non-initiator connects itself after this
 constexpr uint64_t kRelayDeadlineMs = 8000;
@@ -41,9 +41,12 @@ std::string short_key(const PublicKey& k) {
 
 const char* to_string(Path p) {
     switch (p) {
-        case Path::connecting: return "connecting";
-        case Path::direct: return "direct";
-        case Path::relayed: return "relayed";
+        case Path::connecting:
+            return "connecting";
+        case Path::direct:
+            return "direct";
+        case Path::relayed:
+            return "relayed";
     }
     return "unknown";
 }
@@ -245,7 +248,8 @@ void Agent::refresh_wireguard(uint64_t now_ms) {
         }
     }
     for (auto& [k, p] : peers_)
-        if (!next.count(k) && p.relay && registered_) client_->send(0, Release{p.relay->session_id});
+        if (!next.count(k) && p.relay && registered_)
+            client_->send(0, Release{p.relay->session_id});
     peers_ = std::move(next);
 }
 
@@ -255,7 +259,8 @@ void Agent::drive_peer(PeerState& p, uint64_t now_ms) {
         // Fire: WireGuard sends its handshake initiation at once.
         p.fired = true;
         const size_t n = p.candidates.size();
-        if (auto r = wg_.reset_peer(p.wg, p.candidates[0].address, config_.persistent_keepalive_s); !r)
+        if (auto r = wg_.reset_peer(p.wg, p.candidates[0].address, config_.persistent_keepalive_s);
+            !r)
             log("relay-peer: %s", r.error());
         p.wg.latest_handshake_s = 0;
         p.candidate_deadline_ms = now_ms + std::max<uint64_t>(1000, p.deadline_ms / n);
@@ -321,7 +326,8 @@ void Agent::drive_peer(PeerState& p, uint64_t now_ms) {
 
 void Agent::manage_probe_peer(uint64_t now_ms) {
     const std::string probe = key_to_base64(probe_keys_.public_key);
-    if (!probe_peer_added_ && registered_ && !wg_reflexive_ && now_ms - registered_at_ms_ < kProbeGiveUpMs) {
+    if (!probe_peer_added_ && registered_ && !wg_reflexive_ &&
+        now_ms - registered_at_ms_ < kProbeGiveUpMs) {
         // A throw-away peer pointed at control: WireGuard sends it a handshake initiation
         // from its own port, whose mac1 (keyed with this key) tells control it is ours.
         if (wg_.set_endpoint(probe, {config_.control.address, config_.control.ports[0]}, 1)) {

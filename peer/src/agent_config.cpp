@@ -48,7 +48,8 @@ uint32_t number(const std::string& source, const YAML::Node& n, const std::strin
     const unsigned long v = std::strtoul(s.c_str(), &end, 10);
     if (s.empty() || *end || s[0] == '-' || v < min || v > max)
         fail(source, n, path,
-             "expected a number in " + std::to_string(min) + ".." + std::to_string(max) + ", got \"" + s + "\"");
+             "expected a number in " + std::to_string(min) + ".." + std::to_string(max) +
+                 ", got \"" + s + "\"");
     return static_cast<uint32_t>(v);
 }
 
@@ -66,7 +67,8 @@ AgentConfig parse_agent_config(const std::string& yaml_text, const std::string& 
                "persistent_keepalive_s", "wg_program"});
     AgentConfig c;
     c.interface = text(source, root, "interface", "interface", true);
-    if (c.interface.size() > 15) fail(source, root["interface"], "interface", "longer than 15 characters");
+    if (c.interface.size() > 15)
+        fail(source, root["interface"], "interface", "longer than 15 characters");
     c.key_file = text(source, root, "key_file", "key_file", true);
     c.status_socket = text(source, root, "status_socket", "status_socket", false,
                            "/run/relay-peer/" + c.interface + ".sock");
@@ -89,7 +91,8 @@ AgentConfig parse_agent_config(const std::string& yaml_text, const std::string& 
             c.control.ports[i] =
                 static_cast<uint16_t>(number(source, ports[i], "control.ports", 1, 65535));
     }
-    const std::string key = text(source, control, "server_public_key", "control.server_public_key", true);
+    const std::string key =
+        text(source, control, "server_public_key", "control.server_public_key", true);
     auto server_key = control::key_from_base64(key);
     if (!server_key)
         fail(source, control["server_public_key"], "control.server_public_key",
@@ -97,7 +100,8 @@ AgentConfig parse_agent_config(const std::string& yaml_text, const std::string& 
     c.control.server_key = *server_key;
 
     const bool has_token = root["token"].IsDefined(), has_file = root["token_file"].IsDefined();
-    if (has_token == has_file) fail(source, root, "token", "set exactly one of token and token_file");
+    if (has_token == has_file)
+        fail(source, root, "token", "set exactly one of token and token_file");
     if (has_token) {
         c.token = text(source, root, "token", "token", true);
     } else {

@@ -10,11 +10,11 @@
 namespace relay::peer {
 
 struct AgentConfig {
-    std::string interface;      // the WireGuard interface it drives
-    std::string key_file;       // the agent's X25519 key (created, mode 0600, if missing)
-    ControlEndpoint control;    // address, ports, server_public_key
-    std::string token;          // network credential (or from token_file)
-    std::string status_socket;  // default /run/relay-peer/<interface>.sock
+    std::string interface;                // the WireGuard interface it drives
+    std::string key_file;                 // the agent's X25519 key (created, mode 0600, if missing)
+    ControlEndpoint control;              // address, ports, server_public_key
+    std::string token;                    // network credential (or from token_file)
+    std::string status_socket;            // default /run/relay-peer/<interface>.sock
     uint32_t persistent_keepalive_s = 5;  // on connected peers: inside any NAT's timeout
     std::string wg_program = "wg";
 };

@@ -35,7 +35,8 @@ Result<ControlClient, std::string> ControlClient::open(const KeyPair& agent,
     sa.sin_addr.s_addr = htonl(local.ip);
     sa.sin_port = htons(local.port);
     if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0)
-        return Unexpected{"cannot bind " + format_socket_address(local) + ": " + std::strerror(errno)};
+        return Unexpected{"cannot bind " + format_socket_address(local) + ": " +
+                          std::strerror(errno)};
     return ControlClient(std::move(fd), agent, server, *shared);
 }
 
@@ -77,7 +78,8 @@ Result<Message, std::string> ControlClient::open(std::span<const uint8_t> datagr
         const uint64_t skew = m->timestamp_ms > now ? m->timestamp_ms - now : now - m->timestamp_ms;
         if (skew > kWindowMs) return Unexpected{std::string("notification: stale timestamp")};
         const Nonce nonce = *reply_nonce(datagram);
-        while (!seen_.empty() && (seen_.size() >= kMaxSeen || now - seen_.front().first > 2 * kWindowMs))
+        while (!seen_.empty() &&
+               (seen_.size() >= kMaxSeen || now - seen_.front().first > 2 * kWindowMs))
             seen_.pop_front();
         for (const auto& s : seen_)
             if (s.second == nonce) return Unexpected{std::string("notification: replayed")};

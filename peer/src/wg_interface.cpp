@@ -32,7 +32,9 @@ Result<WgState, std::string> parse_wg_dump(const std::string& text) {
         const auto f = split(line, '\t');
         if (first) {
             // private-key public-key listen-port fwmark
-            if (f.size() < 3) return Unexpected{"wg dump: interface line has " + std::to_string(f.size()) + " fields"};
+            if (f.size() < 3)
+                return Unexpected{"wg dump: interface line has " + std::to_string(f.size()) +
+                                  " fields"};
             auto key = control::key_from_base64(f[1]);
             if (!key) return Unexpected{std::string("wg dump: interface has no public key")};
             state.public_key = *key;
@@ -41,7 +43,8 @@ Result<WgState, std::string> parse_wg_dump(const std::string& text) {
             continue;
         }
         // public-key preshared-key endpoint allowed-ips latest-handshake rx tx keepalive
-        if (f.size() < 8) return Unexpected{"wg dump: peer line has " + std::to_string(f.size()) + " fields"};
+        if (f.size() < 8)
+            return Unexpected{"wg dump: peer line has " + std::to_string(f.size()) + " fields"};
         WgPeer p;
         auto key = control::key_from_base64(f[0]);
         if (!key) return Unexpected{"wg dump: bad peer key " + f[0]};
@@ -104,8 +107,13 @@ Result<WgState, std::string> WgInterface::read() const {
 Result<bool, std::string> WgInterface::set_endpoint(const std::string& key_text,
                                                     SocketAddress endpoint, uint32_t keepalive_s,
                                                     const std::string& allowed_ips) const {
-    std::vector<std::string> args{"set", name_, "peer", key_text, "endpoint",
-                                  format_socket_address(endpoint), "persistent-keepalive",
+    std::vector<std::string> args{"set",
+                                  name_,
+                                  "peer",
+                                  key_text,
+                                  "endpoint",
+                                  format_socket_address(endpoint),
+                                  "persistent-keepalive",
                                   keepalive_s ? std::to_string(keepalive_s) : "off"};
     if (!allowed_ips.empty()) {
         args.push_back("allowed-ips");

@@ -16,10 +16,10 @@ namespace relay::peer {
 
 struct WgPeer {
     PublicKey key{};
-    std::string key_text;                // base64, as wg prints it
+    std::string key_text;  // base64, as wg prints it
     std::optional<SocketAddress> endpoint;
-    std::string allowed_ips;             // comma-separated, as wg prints it ("(none)" -> "")
-    uint64_t latest_handshake_s = 0;     // Unix seconds; 0 = never
+    std::string allowed_ips;          // comma-separated, as wg prints it ("(none)" -> "")
+    uint64_t latest_handshake_s = 0;  // Unix seconds; 0 = never
     uint32_t persistent_keepalive_s = 0;
 };
 

@@ -31,10 +31,11 @@ std::optional<Options> parse(const char* name, Args args, int& exit_code) {
     std::string config;
     for (size_t i = 0; i < args.size(); ++i) {
         if (args[i] == "--help" || args[i] == "-h") {
-            std::cout << "usage: relay " << name
-                      << " [CONFIG] [--socket PATH] [--json]\n"
-                         "Asks relay-control's admin socket (from CONFIG's control.admin_socket, or "
-                         "PATH, default /run/relay/control.sock).\n";
+            std::cout
+                << "usage: relay " << name
+                << " [CONFIG] [--socket PATH] [--json]\n"
+                   "Asks relay-control's admin socket (from CONFIG's control.admin_socket, or "
+                   "PATH, default /run/relay/control.sock).\n";
             exit_code = kExitOk;
             return std::nullopt;
         }
@@ -159,7 +160,7 @@ int sessions_command(Args args) {
     for (const json& s : *sessions) {
         const json& a = s["sides"][0];
         const json& b = s["sides"][1];
-        const std::string state = s.value("adopted", false) ? "adopted"
+        const std::string state = s.value("adopted", false)        ? "adopted"
                                   : s.value("in_dataplane", false) ? "active"
                                                                    : "missing";
         std::printf("%-20s %-21s %-10s %-8s %-22s %-22s %10s %10s\n", text(s, "id").c_str(),
@@ -181,7 +182,7 @@ int drain_command(Args args) {
     auto r = ask(*o, {{"command", "drain"}, {"on", o->positional[0] == "on"}});
     if (!r) return kExitFailure;
     std::cout << (r->value("draining", false) ? "draining: no new relay sessions\n"
-                                               : "not draining\n");
+                                              : "not draining\n");
     return kExitOk;
 }
 

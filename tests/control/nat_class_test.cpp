@@ -133,9 +133,8 @@ TEST(NatClass, FilteringProbeAnsweredFromTheOtherPort) {
 }
 
 TEST(NatClass, ProbeResultDecidesConeOrPortRestricted) {
-    if (!codec_has_probe_bits())
-        GTEST_SKIP() << "the Keepalive codec (relay/src/control/messages.cpp) does not carry "
-                        "probe_done / probe_reply_seen (flags bits 1 and 2) yet";
+    ASSERT_TRUE(codec_has_probe_bits()) << "the Keepalive codec must carry probe_done and "
+                                           "probe_reply_seen (flags bits 1 and 2)";
     struct Case {
         const char* name;
         bool probe_done, reply_seen;

@@ -256,8 +256,8 @@ TEST(Rendezvous, DecisionFollowsCanPunchForObservableClasses) {
 }
 
 TEST(Rendezvous, ConePeersPunchEvenWithASymmetricOne) {
-    if (!codec_has_probe_bits())
-        GTEST_SKIP() << "the Keepalive codec does not carry probe_done / probe_reply_seen yet";
+    ASSERT_TRUE(codec_has_probe_bits()) << "the Keepalive codec must carry probe_done and "
+                                           "probe_reply_seen (flags bits 1 and 2)";
     Harness h;
     TestPeer a = classified(h, Mapping::endpoint_independent);
     TestPeer b = classified(h, Mapping::endpoint_independent);

@@ -94,6 +94,26 @@ TEST(Restart, AdoptedSessionGoesBackToItsPeers) {
     EXPECT_TRUE(h.dataplane.has(session));
 }
 
+// A connect right after both peers registered again (before any tick) finds the adopted
+// session: no second session for the pair.
+TEST(Restart, ConnectBeforeTheNextTickReusesTheAdoptedSession) {
+    Harness h;
+    TestPeer a = symmetric_peer(h), b = symmetric_peer(h);
+    const uint64_t session = relayed_pair(h, a, b);
+    h.restart_control();
+    h.core->adopt(live(h.dataplane), h.now);
+    h.register_and_classify(a);
+    h.register_and_classify(b);
+    EXPECT_FALSE(h.core->allocations().at(session).adopted);
+    Outbox out;
+    const Message m = h.request(a, 0, Connect{b.wg.public_key, false}, &out);
+    ASSERT_TRUE(std::holds_alternative<ConnectAck>(m.body));
+    const auto offers = b.notifications<RelayOffer>(out);
+    ASSERT_EQ(offers.size(), 1u);
+    EXPECT_EQ(offers[0].session_id, session);
+    EXPECT_EQ(h.dataplane.added.size(), 1u) << "no second session";
+}
+
 TEST(Restart, AdoptedSessionOfPeersThatDoNotComeBackIsReleased) {
     Harness h;
     TestPeer a = symmetric_peer(h), b = symmetric_peer(h);

@@ -26,7 +26,8 @@ Result<std::string, std::string> json_socket_call(const std::string& path,
         static_cast<ssize_t>(request.size()))
         return Unexpected{path + ": send: " + std::strerror(errno)};
     pollfd p{fd.get(), POLLIN, 0};
-    if (::poll(&p, 1, timeout_ms) <= 0) return Unexpected{path + ": no reply within " + std::to_string(timeout_ms) + " ms"};
+    if (::poll(&p, 1, timeout_ms) <= 0)
+        return Unexpected{path + ": no reply within " + std::to_string(timeout_ms) + " ms"};
     std::vector<char> buffer(1 << 20);
     const ssize_t got = ::recv(fd.get(), buffer.data(), buffer.size(), 0);
     if (got <= 0) return Unexpected{path + ": connection closed without a reply"};

@@ -21,9 +21,9 @@
 namespace relay::peer {
 
 struct ControlEndpoint {
-    Ipv4 address = 0;                      // control's management address
+    Ipv4 address = 0;  // control's management address
     std::array<uint16_t, 2> ports = {3478, 3479};
-    PublicKey server_key{};                // the node's public key (relay pubkey KEYFILE)
+    PublicKey server_key{};  // the node's public key (relay pubkey KEYFILE)
 };
 
 class ControlClient {
