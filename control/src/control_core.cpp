@@ -102,9 +102,8 @@ void ControlCore::handle_wireguard(SocketAddress from, std::span<const uint8_t> 
     // The agent pointed a throw-away WireGuard peer (its probe key) at us: the initiation's
     // mac1 is keyed with that key, so a match names the agent whose WireGuard port this is.
     for (auto it = pending_probes_.begin(); it != pending_probes_.end(); ++it) {
-        if (!mac1_.verify(crypto::mac1_key_for(it->first), datagram, wire::wg::kInitiationMac1))
-            continue;
-        auto peer = peers_.find(it->second.first);
+        if (!mac1_.verify(it->second.mac1_key, datagram, wire::wg::kInitiationMac1)) continue;
+        auto peer = peers_.find(it->second.agent);
         pending_probes_.erase(it);
         if (peer == peers_.end()) return reject("wireguard_unknown_probe");
         peer->second.wg_reflexive = from;
@@ -266,9 +265,15 @@ Body ControlCore::on_register(const PublicKey& agent, const SharedKey& shared,
     p.last_seen_ms = now_ms;
     p.probe_key = m.probe_key;
     if (!is_zero(m.probe_key)) {
-        if (pending_probes_.size() >= kMaxPendingProbes)
-            pending_probes_.erase(pending_probes_.begin());
-        pending_probes_[m.probe_key] = {agent, now_ms};
+        if (pending_probes_.size() >= kMaxPendingProbes) {
+            // Full: the oldest registration's probe gives way.
+            auto oldest = std::min_element(
+                pending_probes_.begin(), pending_probes_.end(), [](const auto& a, const auto& b) {
+                    return a.second.registered_ms < b.second.registered_ms;
+                });
+            pending_probes_.erase(oldest);
+        }
+        pending_probes_[m.probe_key] = {agent, now_ms, crypto::mac1_key_for(m.probe_key)};
     }
     reclassify(p, now_ms, out);
     // After a control restart, the sessions read back become their peers' again as soon as
@@ -578,8 +583,9 @@ void ControlCore::tick(uint64_t now_ms, Outbox& out) {
     for (const PublicKey& key : silent) forget_peer(key, "peer_timeout");
 
     for (auto it = pending_probes_.begin(); it != pending_probes_.end();)
-        it = elapsed(now_ms, it->second.second) > kProbeLifetimeMs ? pending_probes_.erase(it)
-                                                                   : std::next(it);
+        it = elapsed(now_ms, it->second.registered_ms) > kProbeLifetimeMs
+                 ? pending_probes_.erase(it)
+                 : std::next(it);
     for (auto it = attempts_.begin(); it != attempts_.end();)
         it = elapsed(now_ms, it->second.started_ms) > kAttemptLifetimeMs ? attempts_.erase(it)
                                                                          : std::next(it);

@@ -172,7 +172,12 @@ class ControlCore {
     std::vector<size_t> peers_per_network_;
     // Probe keys of peers whose WireGuard port was not observed yet -> agent key, with when
     // they were registered (a bounded list: each initiation is checked against all of it).
-    std::map<PublicKey, std::pair<PublicKey, uint64_t>> pending_probes_;
+    struct PendingProbe {
+        PublicKey agent{};
+        uint64_t registered_ms = 0;
+        crypto::Mac1Key mac1_key{};  // derived once, not per initiation
+    };
+    std::map<PublicKey, PendingProbe> pending_probes_;
     std::map<uint64_t, Allocation> allocations_;
     std::set<uint64_t> adopted_ids_;  // allocations read back and not yet claimed by their peers
     std::unordered_map<uint64_t, Attempt> attempts_;
