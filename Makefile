@@ -3,7 +3,7 @@ BUILD ?= build
 CONFIG ?= configs/dev.yaml
 MESON_OPTS ?=
 
-.PHONY: all deps build run test bench clean format
+.PHONY: all deps build run test bench demo clean format
 
 all: build
 
@@ -32,6 +32,11 @@ run: build
 # namespace-based ones).
 test: build
 	meson test -C $(BUILD) --print-errorlogs
+
+# A small NAT lab with the relay node and three peers (full cone, port-restricted,
+# symmetric): one pair connects directly, one through the relay (needs root).
+demo: build
+	python3 tests/e2e/demo.py --build-dir $(BUILD)
 
 bench: build
 	$(BUILD)/perf/relay-bench dataplane

@@ -300,6 +300,12 @@ Body ControlCore::on_keepalive(Peer& p, const Keepalive& m, uint8_t port, Socket
         // mapping, so it is not recorded; the answer leaves from the other port.
         reply_port = port ^ 1;
     } else {
+        // The agent's mapping moved (a new network, or its NAT changed or forgot it): the
+        // WireGuard port's, observed through the same NAT, is stale too.  Punches fall
+        // back to the public IP and listen port until the agent registers again (it
+        // does on seeing its new address) and a new probe observes it.
+        const auto& seen = p.observation.seen_on_port[port];
+        if (seen && !(*seen == from)) p.wg_reflexive.reset();
         p.observation.seen_on_port[port] = from;
         if (port == 0 || p.notify_port == port) p.notify_to = from, p.notify_port = port;
     }
@@ -318,6 +324,30 @@ void ControlCore::reclassify(Peer& p, uint64_t now_ms, Outbox& out) {
     const NatClass before = p.nat_class;
     p.nat_class = classify(p.observation);
     if (p.nat_class == before || p.nat_class == NatClass::unknown) return;
+    // A punch decided while a class was unknown that the known classes say cannot work
+    // (a symmetric NAT facing a port-restricted or symmetric one): relay at once, not
+    // after the punch deadline.
+    for (auto it = guessed_attempts_.begin(); it != guessed_attempts_.end();) {
+        auto a = attempts_.find(*it);
+        if (a == attempts_.end() || a->second.finished || a->second.relayed) {
+            it = guessed_attempts_.erase(it);
+            continue;
+        }
+        Attempt& at = a->second;
+        Peer* x = find_by_wg(at.network, at.wg[0]);
+        Peer* y = find_by_wg(at.network, at.wg[1]);
+        if (at.network != p.network || (x != &p && y != &p)) {
+            ++it;
+            continue;
+        }
+        if (x && y && (x->nat_class == NatClass::unknown || y->nat_class == NatClass::unknown)) {
+            ++it;  // the other one is still unknown: its classification decides
+            continue;
+        }
+        it = guessed_attempts_.erase(it);
+        // If the allocation is refused, the punch's direct_failed asks again.
+        if (x && y && !can_punch(x->nat_class, y->nat_class)) offer_relay(at, *x, *y, out, now_ms);
+    }
     // Promotion (BRIEF §5): a relayed pair of this peer that can now punch tries at once.
     for (uint64_t id : std::vector<uint64_t>(p.sessions.begin(), p.sessions.end())) {
         auto a = allocations_.find(id);
@@ -383,6 +413,8 @@ Body ControlCore::on_connect(Peer& p, const Connect& m, uint64_t now_ms, Outbox&
         !m.force_relay && !existing_relay && can_punch(p.nat_class, other->nat_class);
     metrics_.connect(punch ? "punch" : "relay");
     if (punch) {
+        if (p.nat_class == NatClass::unknown || other->nat_class == NatClass::unknown)
+            guessed_attempts_.insert(a.id);
         start_punch(a, p, *other, out, now_ms);
     } else if (auto error = offer_relay(a, p, *other, out, now_ms)) {
         attempts_.erase(attempt.id);
@@ -589,6 +621,13 @@ void ControlCore::tick(uint64_t now_ms, Outbox& out) {
     for (auto it = attempts_.begin(); it != attempts_.end();)
         it = elapsed(now_ms, it->second.started_ms) > kAttemptLifetimeMs ? attempts_.erase(it)
                                                                          : std::next(it);
+    // A guessed punch is past help once its deadline passed (its peers report by then).
+    for (auto it = guessed_attempts_.begin(); it != guessed_attempts_.end();) {
+        const auto a = attempts_.find(*it);
+        const bool live = a != attempts_.end() &&
+                          elapsed(now_ms, a->second.started_ms) <= 2ull * cc_.punch_deadline_ms;
+        it = live ? std::next(it) : guessed_attempts_.erase(it);
+    }
 
     std::vector<uint64_t> expired;
     for (auto& [id, alloc] : allocations_) {

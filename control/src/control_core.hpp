@@ -181,6 +181,10 @@ class ControlCore {
     std::map<uint64_t, Allocation> allocations_;
     std::set<uint64_t> adopted_ids_;  // allocations read back and not yet claimed by their peers
     std::unordered_map<uint64_t, Attempt> attempts_;
+    // Punches decided while a side's class was still unknown (tried as port-restricted):
+    // looked at again when that class becomes known (reclassify()).  Few: a peer is
+    // unclassified only for the second after it registers.
+    std::set<uint64_t> guessed_attempts_;
     uint64_t next_session_id_ = 1;
     uint64_t next_attempt_id_ = 1;
     uint64_t last_gauge_ms_ = 0;

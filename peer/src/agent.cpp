@@ -20,6 +20,10 @@ namespace {
 constexpr uint64_t kRegisterRetryMs = 2000;
 constexpr uint64_t kConnectRetryMs = 10'000;  // a connect nobody answered is sent again
 constexpr uint64_t kConnectErrorRetryMs = 2000;
+// A refused connect (most often: the other peer has not registered yet, as when both
+// start together) is sent again after 0.5 s, doubling up to 8 s while refusals go on.
+constexpr uint64_t kConnectRefusedFirstRetryMs = 500;
+constexpr uint64_t kConnectRefusedMaxRetryMs = 8000;
 constexpr uint64_t kResponderWaitMs = 15'000;  // the non-initiator connects itself after this
 constexpr uint64_t kRelayDeadlineMs = 8000;
 constexpr uint64_t kWgRefreshMs = 500;
@@ -70,6 +74,10 @@ std::vector<SocketAddress> Agent::local_addresses() const {
 }
 
 bool Agent::register_now(uint64_t now_ms) {
+    if (probe_peer_added_) {  // the previous registration's throw-away peer
+        wg_.remove_peer(key_to_base64(probe_keys_.public_key));
+        probe_peer_added_ = false;
+    }
     probe_keys_ = generate_key_pair();
     wg_reflexive_.reset();
     registered_locals_ = local_addresses();
@@ -93,27 +101,50 @@ bool Agent::register_now(uint64_t now_ms) {
     if (!ok) return false;
     registered_ = true;
     registered_at_ms_ = now_ms;
+    nat_class_ = NatClass::unknown;  // control classifies a new registration afresh
     last_reply_ms_ = now_ms;
     reflexive_ = ok->reflexive;
     keepalive_interval_s_ = std::max<uint16_t>(1, ok->keepalive_interval_s);
     rtt_us_ = client_->last_rtt_us();
     log("relay-peer: registered, reflexive address %s", format_socket_address(reflexive_));
-    probe_filtering();
-    next_keepalive_ms_ = 0;  // both ports at once: that is what classifies the mapping
+    // The throw-away peer first, so that control observes WireGuard's port while the
+    // filtering probe waits: punches name that address as this peer's candidate, and
+    // until it is observed control can only guess it (public IP and listen port, wrong
+    // behind a symmetric NAT or for the second host of a shared one).
+    manage_probe_peer(now_ms);
+    start_filtering_probe(now_ms);
+    // The first keepalives wait for the probe's result (check_filtering_probe()), so
+    // that control does not classify us from half the evidence.
+    next_keepalive_ms_ = filtering_probe_ ? now_ms + kFilteringProbeWaitMs + 100 : 0;
     return true;
 }
 
 // Filtering: from a fresh socket (whose NAT mapping has only seen control's first port),
 // ask for the answer from the other port.  It gets through a cone NAT, not a
-// port-restricted one.
-void Agent::probe_filtering() {
+// port-restricted one.  The loop keeps running meanwhile (check_filtering_probe()): a
+// punch that arrives while we wait must still fire on time.
+void Agent::start_filtering_probe(uint64_t now_ms) {
+    filtering_probe_.reset();
     auto probe = ControlClient::open(keys_, config_.control);
-    if (!probe) return;
+    if (!probe) {
+        log("relay-peer: filtering probe: %s", probe.error());
+        return;
+    }
     Keepalive k;
     k.reply_from_other_port = true;
     probe->send(0, k);
-    probe_reply_seen_ = probe->poll(kFilteringProbeWaitMs).has_value();
+    filtering_probe_.emplace(std::move(*probe));
+    filtering_probe_deadline_ms_ = now_ms + kFilteringProbeWaitMs;
+}
+
+void Agent::check_filtering_probe(uint64_t now_ms) {
+    if (!filtering_probe_) return;
+    const bool seen = filtering_probe_->poll(0).has_value();
+    if (!seen && now_ms < filtering_probe_deadline_ms_) return;
+    filtering_probe_.reset();
+    probe_reply_seen_ = seen;
     probe_done_ = true;
+    next_keepalive_ms_ = 0;  // both ports at once, with the result: that classifies us
 }
 
 void Agent::send_keepalives(uint64_t now_ms) {
@@ -161,7 +192,13 @@ void Agent::on_message(const Message& m, uint64_t now_ms) {
             log("relay-peer: reflexive address changed to %s; registering again",
                 format_socket_address(s->reflexive));
             registered_ = false;
-            for (auto& [k, p] : peers_) p.next_connect_ms = 0;
+            for (auto& [k, p] : peers_) {
+                p.next_connect_ms = 0;
+                // The relay latched our old address, and WireGuard re-handshakes on its
+                // own only after minutes when nothing but keepalives flows: handshake
+                // through the relay now, so that it latches the new address (a roam).
+                if (p.path == Path::relayed && p.relay && !p.punching) rejoin_relay(p, now_ms);
+            }
         }
         return;
     }
@@ -174,7 +211,8 @@ void Agent::on_message(const Message& m, uint64_t now_ms) {
         for (auto& [k, p] : peers_) {
             if (p.connect_request == m.request_id) {
                 p.connect_request = 0;
-                p.next_connect_ms = now_ms + kConnectErrorRetryMs;
+                p.next_connect_ms = now_ms + p.refused_retry_ms;
+                p.refused_retry_ms = std::min(2 * p.refused_retry_ms, kConnectRefusedMaxRetryMs);
             }
         }
         return;
@@ -193,14 +231,24 @@ void Agent::on_punch(const Punch& punch, uint64_t now_ms) {
     if (it == peers_.end() || punch.candidates.empty()) return;
     PeerState& p = it->second;
     p.connect_request = 0;
+    p.refused_retry_ms = kConnectRefusedFirstRetryMs;
     p.attempt_id = punch.attempt_id;
     p.punching = true;
     p.candidates = punch.candidates;
     p.candidate = 0;
+    p.shot = 0;
+    p.waited = false;
+    p.relay_pending = false;  // the punch takes over (a failed trial goes back to the relay)
     p.fire_at_ms = now_ms + punch.fire_delay_ms;
     p.fired = false;
     p.deadline_ms = punch.deadline_ms;
     p.punch_started_ms = now_ms;
+    // Forget the old session now, not at the fire instant: the other side's first
+    // initiation arrives about then, and one that meets the peer removed (mid-reset) is
+    // lost; WireGuard would not send another for 5 s.  Without an endpoint the peer still
+    // answers that initiation (and roams to its source).
+    if (auto r = wg_.reset_peer(p.wg); !r) log("relay-peer: %s", r.error());
+    p.wg.latest_handshake_s = 0;
 }
 
 void Agent::on_relay_offer(const RelayOffer& offer, uint64_t now_ms) {
@@ -208,6 +256,7 @@ void Agent::on_relay_offer(const RelayOffer& offer, uint64_t now_ms) {
     if (it == peers_.end()) return;
     PeerState& p = it->second;
     p.connect_request = 0;
+    p.refused_retry_ms = kConnectRefusedFirstRetryMs;
     p.attempt_id = offer.attempt_id;
     const bool same = p.relay && p.relay->session_id == offer.session_id;
     p.relay = offer;
@@ -253,42 +302,112 @@ void Agent::refresh_wireguard(uint64_t now_ms) {
     peers_ = std::move(next);
 }
 
+// The peer's line of `wg show dump` now (the periodic refresh may be up to 500 ms old).
+bool Agent::read_peer(PeerState& p) {
+    auto state = wg_.read();
+    if (!state) return false;
+    for (const WgPeer& w : state->peers) {
+        if (w.key != p.wg.key) continue;
+        p.wg = w;
+        return true;
+    }
+    return false;
+}
+
+// How long one initiation to one candidate may take: the punch deadline shared by two
+// shots per candidate, at least 500 ms each.
+uint64_t Agent::shot_ms(const PeerState& p) const {
+    const uint64_t shots = 2 * std::max<size_t>(1, p.candidates.size());
+    return std::max<uint64_t>(500, p.deadline_ms / shots);
+}
+
+// A handshake over a direct path: WireGuard's endpoint (where the handshake came from,
+// or went to) is not the relay session's address.
+bool Agent::direct_handshake(const PeerState& p) const {
+    return p.wg.latest_handshake_s != 0 && p.wg.endpoint &&
+           !(p.relay && *p.wg.endpoint == p.relay->relay);
+}
+
+// Points WireGuard at the relay session we hold and waits for a handshake through it.
+void Agent::rejoin_relay(PeerState& p, uint64_t now_ms) {
+    if (auto r = wg_.reset_peer(p.wg, p.relay->relay, config_.persistent_keepalive_s); !r)
+        log("relay-peer: %s", r.error());
+    p.wg.latest_handshake_s = 0;
+    p.relay_pending = true;
+    p.relay_deadline_ms = now_ms + kRelayDeadlineMs;
+}
+
 void Agent::drive_peer(PeerState& p, uint64_t now_ms) {
     const uint64_t now_s = now_ms / 1000;
     if (p.punching && !p.fired && now_ms >= p.fire_at_ms) {
         // Fire: WireGuard sends its handshake initiation at once.
         p.fired = true;
-        const size_t n = p.candidates.size();
-        if (auto r = wg_.reset_peer(p.wg, p.candidates[0].address, config_.persistent_keepalive_s);
-            !r)
+        p.shot = 1;
+        // Turning the keepalive on makes WireGuard send at once.  If the other side's
+        // initiation came first, WireGuard answered it and roamed to its source, which is
+        // the address that works (a symmetric NAT's port for us): keep that one.  One that
+        // came through the relay (the other side still going back to the relay session)
+        // proves nothing about the direct path: start afresh at the candidate.
+        const bool fresh = read_peer(p);
+        if (fresh && direct_handshake(p)) {
+            if (auto r =
+                    wg_.set_endpoint(p.wg.key_text, *p.wg.endpoint, config_.persistent_keepalive_s);
+                !r)
+                log("relay-peer: %s", r.error());
+        } else if (fresh && p.wg.latest_handshake_s != 0) {
+            if (auto r =
+                    wg_.reset_peer(p.wg, p.candidates[0].address, config_.persistent_keepalive_s);
+                !r)
+                log("relay-peer: %s", r.error());
+            p.wg.latest_handshake_s = 0;
+        } else if (auto r = wg_.set_endpoint(p.wg.key_text, p.candidates[0].address,
+                                             config_.persistent_keepalive_s);
+                   !r) {
             log("relay-peer: %s", r.error());
-        p.wg.latest_handshake_s = 0;
-        p.candidate_deadline_ms = now_ms + std::max<uint64_t>(1000, p.deadline_ms / n);
+        }
+        // The second shot comes early (it is what an address-restricted NAT facing a
+        // symmetric one needs: its filter is open once its own first packet left), but the
+        // two sides' second shots must not coincide: a reset that meets the other side's
+        // initiation would answer it and then throw the new session away.  The side with
+        // the higher key shoots later.
+        const uint64_t first = std::max<uint64_t>(300, shot_ms(p) / 2);
+        const uint64_t stagger = wg_state_.public_key < p.wg.key ? 0 : first / 2;
+        p.candidate_deadline_ms = now_ms + first + stagger;
         return;
     }
+    if (p.punching && !p.fired) return;  // waiting for the fire instant
     if (p.punching && p.fired) {
-        if (p.wg.latest_handshake_s != 0) {
+        if (direct_handshake(p)) {
             p.punching = false;
             enter(p, Path::direct, p.wg.endpoint, now_ms);
             report(p, Outcome::direct_ok, now_ms);
             return;
         }
         if (now_ms < p.candidate_deadline_ms) return;
-        if (++p.candidate < p.candidates.size()) {
+        if (read_peer(p) && direct_handshake(p)) return;  // up since the last refresh
+        if (p.wg.rx_bytes != 0 && !p.waited) {
+            // The other side's initiation got through and was answered: the handshake is
+            // completing (a responder sees it done with the first data packet).  A reset
+            // now would throw that session away; wait one more shot instead.
+            p.waited = true;
+            p.candidate_deadline_ms = now_ms + shot_ms(p);
+            return;
+        }
+        // WireGuard sends one initiation per 5 s, so each candidate gets a second one
+        // (a fresh peer sends at once).  The first may have reached the other NAT before
+        // that NAT's own packet left and been dropped: an address-restricted NAT facing a
+        // symmetric one lets only the symmetric side's packet in, and only after its own.
+        if (p.shot < 2 || ++p.candidate < p.candidates.size()) {
+            p.shot = p.shot < 2 ? p.shot + 1 : 1;
             wg_.reset_peer(p.wg, p.candidates[p.candidate].address, config_.persistent_keepalive_s);
-            p.candidate_deadline_ms =
-                now_ms + std::max<uint64_t>(1000, p.deadline_ms / p.candidates.size());
+            p.wg.latest_handshake_s = 0;
+            p.candidate_deadline_ms = now_ms + shot_ms(p);
             return;
         }
         p.punching = false;
         report(p, Outcome::direct_failed, now_ms);
-        if (p.relay) {
-            // A promotion trial failed: back to the relay session we still hold.
-            wg_.reset_peer(p.wg, p.relay->relay, config_.persistent_keepalive_s);
-            p.wg.latest_handshake_s = 0;
-            p.relay_pending = true;
-            p.relay_deadline_ms = now_ms + kRelayDeadlineMs;
-        }
+        // A promotion trial failed: back to the relay session we still hold.
+        if (p.relay) rejoin_relay(p, now_ms);
         return;
     }
     if (p.relay_pending) {
@@ -314,7 +433,13 @@ void Agent::drive_peer(PeerState& p, uint64_t now_ms) {
         enter(p, Path::connecting, std::nullopt, now_ms);
         p.next_connect_ms = now_ms;
     }
-    if (p.path == Path::connecting && registered_ && now_ms >= p.next_connect_ms) {
+    // Not before control has classified our NAT: it decides punch or relay from both
+    // classes, and would decide on a guess (unknown is tried as port-restricted).
+    // Nor before it has observed WireGuard's port (or given up on it): the punch
+    // candidates control sends our partner are made of that address.
+    const bool observed = wg_reflexive_ || now_ms - registered_at_ms_ > kProbeGiveUpMs;
+    if (p.path == Path::connecting && registered_ && nat_class_ != NatClass::unknown && observed &&
+        now_ms >= p.next_connect_ms) {
         Connect c;
         c.peer = p.wg.key;
         p.connect_request = client_->next_request_id();
@@ -382,6 +507,10 @@ void Agent::run(const std::atomic<bool>& stop) {
     auto state = wg_.read();
     if (!state) throw std::runtime_error(state.error());
     wg_state_ = *state;
+    // Know the WireGuard peers before the first message: a punch or relay offer for a
+    // peer not in peers_ is dropped, and one can arrive right after registering.
+    refresh_wireguard(unix_ms_now());
+    next_wg_refresh_ms_ = unix_ms_now() + kWgRefreshMs;
 
     uint64_t next_register_ms = 0;
     while (!stop.load()) {
@@ -406,6 +535,7 @@ void Agent::run(const std::atomic<bool>& stop) {
             next_wg_refresh_ms_ = now + kWgRefreshMs;
         }
         manage_probe_peer(now);
+        check_filtering_probe(now);
         for (auto& [k, p] : peers_) drive_peer(p, now);
         status_server_->poll_once(0, [&](std::span<const uint8_t>) { return status_json(); });
     }

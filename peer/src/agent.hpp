@@ -30,13 +30,16 @@ struct PeerState {
     std::optional<SocketAddress> endpoint;  // where WireGuard sends to now
     uint64_t since_ms = 0;                  // path entered at
     // Connecting
-    uint64_t next_connect_ms = 0;  // when to (re)send connect
-    uint32_t connect_request = 0;  // request id of the outstanding connect
+    uint64_t next_connect_ms = 0;     // when to (re)send connect
+    uint32_t connect_request = 0;     // request id of the outstanding connect
+    uint64_t refused_retry_ms = 500;  // after an error reply to connect (doubles)
     uint64_t attempt_id = 0;
     // A punch in progress (also a promotion trial while relayed)
     bool punching = false;
     std::vector<control::Candidate> candidates;
     size_t candidate = 0;
+    unsigned shot = 0;    // initiations sent to this candidate (two each)
+    bool waited = false;  // a shot's deadline was extended for a handshake under way
     uint64_t fire_at_ms = 0;
     bool fired = false;
     uint64_t fired_at_s = 0;
@@ -58,13 +61,18 @@ class Agent {
 
   private:
     bool register_now(uint64_t now_ms);
-    void probe_filtering();
+    void start_filtering_probe(uint64_t now_ms);
+    void check_filtering_probe(uint64_t now_ms);
     void send_keepalives(uint64_t now_ms);
     void on_message(const control::Message& m, uint64_t now_ms);
     void on_punch(const control::Punch& p, uint64_t now_ms);
     void on_relay_offer(const control::RelayOffer& o, uint64_t now_ms);
     void refresh_wireguard(uint64_t now_ms);
     void drive_peer(PeerState& p, uint64_t now_ms);
+    bool read_peer(PeerState& p);
+    bool direct_handshake(const PeerState& p) const;
+    void rejoin_relay(PeerState& p, uint64_t now_ms);
+    uint64_t shot_ms(const PeerState& p) const;
     void report(PeerState& p, control::Outcome outcome, uint64_t now_ms);
     void enter(PeerState& p, Path path, std::optional<SocketAddress> endpoint, uint64_t now_ms);
     void manage_probe_peer(uint64_t now_ms);
@@ -90,6 +98,8 @@ class Agent {
     uint64_t next_wg_refresh_ms_ = 0;
     std::map<uint32_t, uint64_t> keepalive_sent_;  // request id -> sent at (for the RTT)
     uint32_t rtt_us_ = 0;
+    std::optional<ControlClient> filtering_probe_;  // its fresh socket, while it runs
+    uint64_t filtering_probe_deadline_ms_ = 0;
     bool probe_done_ = false;
     bool probe_reply_seen_ = false;
     control::KeyPair probe_keys_{};

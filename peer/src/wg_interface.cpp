@@ -53,6 +53,7 @@ Result<WgState, std::string> parse_wg_dump(const std::string& text) {
         if (f[2] != "(none)") p.endpoint = parse_socket_address(f[2]);
         p.allowed_ips = f[3] == "(none)" ? "" : f[3];
         p.latest_handshake_s = std::strtoull(f[4].c_str(), nullptr, 10);
+        p.rx_bytes = std::strtoull(f[5].c_str(), nullptr, 10);
         p.persistent_keepalive_s =
             f[7] == "off" ? 0 : static_cast<uint32_t>(std::strtoul(f[7].c_str(), nullptr, 10));
         state.peers.push_back(std::move(p));
@@ -132,8 +133,33 @@ Result<bool, std::string> WgInterface::remove_peer(const std::string& key_text) 
 
 Result<bool, std::string> WgInterface::reset_peer(const WgPeer& peer, SocketAddress endpoint,
                                                   uint32_t keepalive_s) const {
-    if (auto r = remove_peer(peer.key_text); !r) return r;
-    return set_endpoint(peer.key_text, endpoint, keepalive_s, peer.allowed_ips);
+    // One `wg set` (remove, then the peer anew): a packet from the peer that arrives
+    // between two separate calls would find it missing and be lost.
+    std::vector<std::string> args{"set", name_, "peer", peer.key_text, "remove"};
+    for (const char* a : {"peer", peer.key_text.c_str(), "endpoint"}) args.emplace_back(a);
+    args.push_back(format_socket_address(endpoint));
+    args.push_back("persistent-keepalive");
+    args.push_back(keepalive_s ? std::to_string(keepalive_s) : "off");
+    if (!peer.allowed_ips.empty()) {
+        args.push_back("allowed-ips");
+        args.push_back(peer.allowed_ips);
+    }
+    auto r = wg(args);
+    if (!r) return Unexpected{r.error()};
+    return true;
+}
+
+Result<bool, std::string> WgInterface::reset_peer(const WgPeer& peer) const {
+    std::vector<std::string> args{"set", name_, "peer", peer.key_text, "remove"};
+    args.push_back("peer");
+    args.push_back(peer.key_text);
+    if (!peer.allowed_ips.empty()) {
+        args.push_back("allowed-ips");
+        args.push_back(peer.allowed_ips);
+    }
+    auto r = wg(args);
+    if (!r) return Unexpected{r.error()};
+    return true;
 }
 
 }  // namespace relay::peer

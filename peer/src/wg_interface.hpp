@@ -20,6 +20,7 @@ struct WgPeer {
     std::optional<SocketAddress> endpoint;
     std::string allowed_ips;          // comma-separated, as wg prints it ("(none)" -> "")
     uint64_t latest_handshake_s = 0;  // Unix seconds; 0 = never
+    uint64_t rx_bytes = 0;            // received from it, handshake messages included
     uint32_t persistent_keepalive_s = 0;
 };
 
@@ -46,6 +47,9 @@ class WgInterface {
     // forgets its session and handshakes afresh, which is what moves a relay latch.
     Result<bool, std::string> reset_peer(const WgPeer& peer, SocketAddress endpoint,
                                          uint32_t keepalive_s) const;
+    // The same without an endpoint and with keepalives off: WireGuard sends nothing to it
+    // yet, but answers an initiation from it (and roams to that initiation's source).
+    Result<bool, std::string> reset_peer(const WgPeer& peer) const;
     Result<bool, std::string> remove_peer(const std::string& key_text) const;
     const std::string& name() const { return name_; }
 

@@ -255,6 +255,38 @@ TEST(Rendezvous, DecisionFollowsCanPunchForObservableClasses) {
     }
 }
 
+// Peers that start together: a port-restricted peer asks to connect while its partner,
+// behind a symmetric NAT, has registered but is not classified yet (unknown is tried as
+// port-restricted: a punch).  As soon as the partner's class is known the punch cannot
+// work, and both get the relay offer at once instead of after the punch deadline.  A
+// pair the known classes let punch keeps punching.
+TEST(Rendezvous, APunchDecidedOnAnUnknownClassIsRelayedOnceTheClassIsKnown) {
+    for (const bool cone : {false, true}) {
+        SCOPED_TRACE(cone ? "cone x symmetric" : "port-restricted x symmetric");
+        Harness h;
+        TestPeer a = classified(h, Mapping::endpoint_independent);
+        if (cone) h.request(a, 0, Keepalive{0, false, true, true});
+        TestPeer b = h.make_peer("alpha", Mapping::symmetric);
+        h.register_peer(b);
+        ASSERT_EQ(h.nat_class(a), cone ? NatClass::cone : NatClass::port_restricted);
+        ASSERT_EQ(h.nat_class(b), NatClass::unknown);
+        Outbox out;
+        const ConnectAck ack = ack_of(connect(h, a, b, &out));
+        ASSERT_FALSE(ack.relayed);
+        ASSERT_EQ(b.notifications<Punch>(out).size(), 1u);
+        h.request(b, 1, Keepalive{0, false, false, false}, &out);  // another source: symmetric
+        ASSERT_EQ(h.nat_class(b), NatClass::symmetric);
+        const auto offers_a = a.notifications<RelayOffer>(out);
+        const auto offers_b = b.notifications<RelayOffer>(out);
+        EXPECT_EQ(offers_a.size(), cone ? 0u : 1u);
+        EXPECT_EQ(offers_b.size(), cone ? 0u : 1u);
+        EXPECT_EQ(h.dataplane.sessions.size(), cone ? 0u : 1u);
+        if (!cone && !offers_a.empty()) {
+            EXPECT_EQ(offers_a[0].attempt_id, ack.attempt_id);
+        }
+    }
+}
+
 TEST(Rendezvous, ConePeersPunchEvenWithASymmetricOne) {
     ASSERT_TRUE(codec_has_probe_bits()) << "the Keepalive codec must carry probe_done and "
                                            "probe_reply_seen (flags bits 1 and 2)";

@@ -62,6 +62,11 @@ GATEWAY_IP = "203.0.113.1"          # the bridge's own address in the internet n
 RELAY_MGMT_IP = "203.0.113.2"       # default management (control process) address
 RELAY_DATAPLANE_IP = "203.0.113.10"  # default data-plane address (owned by DPDK, not the kernel)
 WG_SOCKET_DIR = "/var/run/wireguard"
+# DPDK keeps a runtime directory per --file-prefix here (as root; XDG_RUNTIME_DIR is
+# ignored then), and leaves it behind.  A lab's DPDK processes should use a file
+# prefix starting with "<lab.tag>-" (Lab.dpdk_file_prefix()): teardown and
+# cleanup_stale() then remove their directories.
+DPDK_RUNTIME_DIR = "/var/run/dpdk"
 WG_ENV = {"WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD": "1"}
 
 # nftables: the names of the lab's own tables inside a router namespace.
@@ -111,6 +116,16 @@ def _pid_after_prefix(name: str, prefix: str) -> Optional[int]:
         return None
     m = re.match(r"(\d+)", name[len(prefix):])
     return int(m.group(1)) if m else None
+
+
+def _bridge_mac(n: int) -> str:
+    """A fixed MAC for bridge number N (0 = the internet's br0, N = router N's lan0).
+
+    A bridge without an address of its own takes the lowest MAC of its ports and
+    changes it when a port with a lower one joins: neighbours that learnt the old
+    one by ARP (the data plane caches its gateway's MAC for minutes) then send
+    into the void."""
+    return "02:00:5e:%02x:%02x:01" % (n >> 8 & 0xff, n & 0xff)
 
 
 def list_netns() -> List[str]:
@@ -573,6 +588,9 @@ _live_labs: "List[Lab]" = []
 _live_lock = threading.RLock()
 _handlers_installed = False
 _previous_handlers: dict = {}
+_teardowns_running = 0        # teardowns in progress in this process
+_handling_signal = False      # _on_signal is tearing down
+_deferred_signals: List[int] = []
 
 
 def _teardown_all() -> None:
@@ -587,10 +605,27 @@ def _teardown_all() -> None:
 
 
 def _on_signal(signum, frame):
+    global _handling_signal
+    if _teardowns_running or _handling_signal:
+        # A second signal (Ctrl-C reaches the whole process group; a supervisor may add
+        # its own SIGTERM) while a teardown runs: dying now would leave half the lab
+        # behind.  The teardown finishes first; then the signal takes effect.
+        _deferred_signals.append(signum)
+        return
     if _live_labs and all(lab.pid != os.getpid() for lab in _live_labs):
         pass  # a forked child that inherited the handler: leave the parent's labs alone
     else:
-        _teardown_all()
+        _handling_signal = True
+        try:
+            _teardown_all()
+        finally:
+            _handling_signal = False
+            # This signal's own effect below covers repeats of it; another one (SIGTERM
+            # after an ignored SIGINT, say) is delivered again once this one is handled.
+            others = [s for s in _deferred_signals if s != signum]
+            _deferred_signals.clear()
+        if others and _previous_handlers.get(signum) == signal.SIG_IGN:
+            os.kill(os.getpid(), others[0])
     prev = _previous_handlers.get(signum)
     if callable(prev):
         prev(signum, frame)
@@ -648,7 +683,7 @@ class Lab:
             _install_handlers()
         try:
             self.internet = self._new_ns("inet", Namespace)
-            self.internet.ip("link", "add", "br0", "type", "bridge",
+            self.internet.ip("link", "add", "br0", "address", _bridge_mac(0), "type", "bridge",
                              "stp_state", "0", "forward_delay", "0")
             self.internet.ip("addr", "add", f"{GATEWAY_IP}/{PUBLIC_NET.prefixlen}", "dev", "br0")
             self.internet.ip("link", "set", "br0", "up")
@@ -798,7 +833,8 @@ class Lab:
             self._claim_public(public_ip)
         r.wan = self._veth_to_bridge(r, r.wan_if, f"{r.public_ip}/{PUBLIC_NET.prefixlen}",
                                      self.internet, "br0")
-        r.ip("link", "add", r.lan_if, "type", "bridge", "stp_state", "0", "forward_delay", "0")
+        r.ip("link", "add", r.lan_if, "address", _bridge_mac(n), "type", "bridge",
+             "stp_state", "0", "forward_delay", "0")
         r.ip("addr", "add", f"{r.lan_ip}/24", "dev", r.lan_if)
         r.ip("link", "set", r.lan_if, "up")
         r.ip("route", "replace", "default", "via", GATEWAY_IP, "dev", r.wan_if)
@@ -927,10 +963,13 @@ class Lab:
     def teardown(self) -> None:
         """Kill the lab's processes, delete its namespaces (and so its veths),
         remove its WireGuard sockets and temp files.  Idempotent."""
+        global _teardowns_running
         with self._lock:
             if self._torn_down or os.getpid() != self.pid:
                 return
             self._torn_down = True
+            with _live_lock:
+                _teardowns_running += 1
         try:
             self._stop_procs(self.processes)
             for ns in reversed(self.namespaces):
@@ -944,11 +983,36 @@ class Lab:
                     os.unlink(os.path.join(WG_SOCKET_DIR, name + ".sock"))
                 except FileNotFoundError:
                     pass
+            _remove_dpdk_dirs(self.tag)
             shutil.rmtree(self.tmpdir, ignore_errors=True)
         finally:
             with _live_lock:
                 if self in _live_labs:
                     _live_labs.remove(self)
+            with _live_lock:
+                _teardowns_running -= 1
+            if _deferred_signals and not _teardowns_running and not _handling_signal:
+                signum = _deferred_signals[0]
+                _deferred_signals.clear()
+                os.kill(os.getpid(), signum)   # now it may take effect
+
+    def dpdk_file_prefix(self, name: str = "dp") -> str:
+        """A DPDK --file-prefix whose runtime directory teardown removes."""
+        return f"{self.tag}-{name}"
+
+
+def _remove_dpdk_dirs(tag: str) -> List[str]:
+    """Remove DPDK runtime directories <DPDK_RUNTIME_DIR>/<tag>-*."""
+    removed = []
+    try:
+        names = os.listdir(DPDK_RUNTIME_DIR)
+    except FileNotFoundError:
+        return removed
+    for f in names:
+        if f.startswith(tag + "-"):
+            shutil.rmtree(os.path.join(DPDK_RUNTIME_DIR, f), ignore_errors=True)
+            removed.append(os.path.join(DPDK_RUNTIME_DIR, f))
+    return removed
 
 
 def _kill_ns_pids(ns_name: str) -> List[int]:
@@ -965,8 +1029,9 @@ def _kill_ns_pids(ns_name: str) -> List[int]:
 
 
 def cleanup_stale(prefix: str = DEFAULT_PREFIX) -> List[str]:
-    """Remove what a crashed lab run left behind: namespaces "<prefix><pid>-*"
-    and WireGuard sockets "<prefix><pid>w*.sock" whose PID no longer runs,
+    """Remove what a crashed lab run left behind: namespaces "<prefix><pid>-*",
+    WireGuard sockets "<prefix><pid>w*.sock" and DPDK runtime directories
+    "<prefix><pid>-*" whose PID no longer runs,
     after killing the processes still inside those namespaces.  Labs of live
     processes (a concurrent run) and anything not named so are left alone.
     Returns what it removed."""
@@ -991,6 +1056,16 @@ def cleanup_stale(prefix: str = DEFAULT_PREFIX) -> List[str]:
             removed.append(os.path.join(WG_SOCKET_DIR, f))
         except FileNotFoundError:
             pass
+    try:
+        dpdk = os.listdir(DPDK_RUNTIME_DIR)
+    except FileNotFoundError:
+        dpdk = []
+    for f in dpdk:
+        pid = _pid_after_prefix(f, prefix)
+        if pid is None or not f[len(prefix):].startswith(f"{pid}-") or _pid_alive(pid):
+            continue
+        shutil.rmtree(os.path.join(DPDK_RUNTIME_DIR, f), ignore_errors=True)
+        removed.append(os.path.join(DPDK_RUNTIME_DIR, f))
     tmp = tempfile.gettempdir()
     for f in os.listdir(tmp):
         pid = _pid_after_prefix(f, prefix)
