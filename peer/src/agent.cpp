@@ -105,7 +105,7 @@ bool Agent::register_now(uint64_t now_ms) {
     last_reply_ms_ = now_ms;
     reflexive_ = ok->reflexive;
     keepalive_interval_s_ = std::max<uint16_t>(1, ok->keepalive_interval_s);
-    rtt_us_ = client_->last_rtt_us();
+    rtt_.seed(client_->last_rtt_us());
     log("relay-peer: registered, reflexive address %s", format_socket_address(reflexive_));
     // The throw-away peer first, so that control observes WireGuard's port while the
     // filtering probe waits: punches name that address as this peer's candidate, and
@@ -149,14 +149,13 @@ void Agent::check_filtering_probe(uint64_t now_ms) {
 
 void Agent::send_keepalives(uint64_t now_ms) {
     Keepalive k;
-    k.rtt_us = rtt_us_;
+    k.rtt_us = rtt_.us();
     k.probe_done = probe_done_;
     k.probe_reply_seen = probe_reply_seen_;
     for (uint8_t port = 0; port < 2; ++port) {
-        keepalive_sent_[client_->next_request_id()] = now_ms;
+        rtt_.sent(client_->next_request_id());
         client_->send(port, k);
     }
-    while (keepalive_sent_.size() > 16) keepalive_sent_.erase(keepalive_sent_.begin());
     next_keepalive_ms_ = now_ms + keepalive_interval_s_ * 1000ull;
 }
 
@@ -181,10 +180,7 @@ void Agent::report(PeerState& p, Outcome outcome, uint64_t now_ms) {
 void Agent::on_message(const Message& m, uint64_t now_ms) {
     last_reply_ms_ = now_ms;
     if (const auto* s = std::get_if<Status>(&m.body)) {
-        if (auto it = keepalive_sent_.find(m.request_id); it != keepalive_sent_.end()) {
-            rtt_us_ = static_cast<uint32_t>((now_ms - it->second) * 1000);
-            keepalive_sent_.erase(it);
-        }
+        rtt_.answered(m.request_id);
         nat_class_ = s->nat_class;
         if (s->wg_reflexive.ip) wg_reflexive_ = s->wg_reflexive;
         if (s->server_port == config_.control.ports[0] && !(s->reflexive == reflexive_)) {
@@ -484,7 +480,7 @@ std::vector<uint8_t> Agent::status_json() const {
                    {"reflexive", format_socket_address(reflexive_)},
                    {"wg_reflexive", wg_reflexive_ ? format_socket_address(*wg_reflexive_) : ""},
                    {"nat_class", to_string(nat_class_)},
-                   {"rtt_ms", rtt_us_ / 1000.0},
+                   {"rtt_ms", rtt_.us() / 1000.0},
                    {"peers", peers}};
     const std::string text = status.dump();
     return {text.begin(), text.end()};

@@ -16,6 +16,7 @@
 #include "agent_config.hpp"
 #include "relay/ipc/unix_socket.hpp"
 #include "relay/peer/control_client.hpp"
+#include "rtt_estimator.hpp"
 #include "wg_interface.hpp"
 
 namespace relay::peer {
@@ -96,8 +97,7 @@ class Agent {
     uint64_t next_keepalive_ms_ = 0;
     uint64_t last_reply_ms_ = 0;
     uint64_t next_wg_refresh_ms_ = 0;
-    std::map<uint32_t, uint64_t> keepalive_sent_;  // request id -> sent at (for the RTT)
-    uint32_t rtt_us_ = 0;
+    RttEstimator rtt_;                              // to control, from keepalives
     std::optional<ControlClient> filtering_probe_;  // its fresh socket, while it runs
     uint64_t filtering_probe_deadline_ms_ = 0;
     bool probe_done_ = false;

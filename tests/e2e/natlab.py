@@ -486,14 +486,34 @@ class Router(Namespace):
 
 
 # --------------------------------------------------------------------------
-# WireGuard (wireguard-go)
+# WireGuard (wireguard-go, or the kernel module where the kernel has it)
+
+_kernel_wireguard: Optional[bool] = None
+
+
+def kernel_wireguard_available() -> bool:
+    """Whether this kernel can make a WireGuard link (tried once, in a throw-away
+    namespace so that nothing of the host's is touched)."""
+    global _kernel_wireguard
+    if _kernel_wireguard is None:
+        ns = f"{DEFAULT_PREFIX}{os.getpid()}-kwgprobe"
+        _run(["ip", "netns", "add", ns], check=False)
+        try:
+            p = _run(["ip", "-n", ns, "link", "add", "wgprobe", "type", "wireguard"], check=False)
+            _kernel_wireguard = p.returncode == 0
+        finally:
+            _run(["ip", "netns", "del", ns], check=False)
+    return _kernel_wireguard
+
 
 class WgInterface:
-    """A wireguard-go interface in a lab namespace."""
+    """A WireGuard interface in a lab namespace: wireguard-go (PROC is its process)
+    or the kernel module (PROC is None; deleting the namespace deletes the link).
+    Both are driven by the same wg(8) calls."""
 
     def __init__(self, lab: "Lab", ns: Namespace, name: str, private_key: str,
                  public_key: str, listen_port: int, address: Optional[str],
-                 proc: subprocess.Popen):
+                 proc: Optional[subprocess.Popen]):
         self.lab = lab
         self.ns = ns
         self.name = name
@@ -922,14 +942,37 @@ class Lab:
     # -- WireGuard ---------------------------------------------------------
     def wireguard(self, ns: Namespace, address: Optional[str] = None, listen_port: int = 51820,
                   private_key: Optional[str] = None, ifname: Optional[str] = None,
-                  mtu: Optional[int] = None, timeout: float = 5) -> WgInterface:
-        """Start wireguard-go in NS with a fresh interface, give it a private key
-        (generated if None), LISTEN_PORT and the tunnel ADDRESS ("100.64.0.N/24"),
-        and bring it up.  Peers are added with WgInterface.set_peer()."""
+                  mtu: Optional[int] = None, timeout: float = 5,
+                  kernel: bool = False) -> WgInterface:
+        """Make a WireGuard interface in NS (wireguard-go, or with KERNEL the kernel
+        module's link), give it a private key (generated if None), LISTEN_PORT and the
+        tunnel ADDRESS ("100.64.0.N/24"), and bring it up.  Peers are added with
+        WgInterface.set_peer()."""
         self._wg_seq += 1
         name = ifname or f"{self.tag}w{self._wg_seq}"
         if len(name) > 15:
             raise ValueError(f"interface name {name!r} too long")
+        proc: Optional[subprocess.Popen] = None
+        if kernel:
+            if not kernel_wireguard_available():
+                raise LabError("this kernel has no WireGuard module")
+            ns.ip("link", "add", name, "type", "wireguard")
+        else:
+            proc = self._start_wireguard_go(ns, name, timeout)
+        priv = private_key or wg_genkey()
+        pub = wg_pubkey(priv)
+        ns.run(["wg", "set", name, "private-key", "/dev/stdin", "listen-port", str(listen_port)],
+               input=priv + "\n")
+        if address:
+            ns.ip("addr", "add", address, "dev", name)
+        if mtu:
+            ns.ip("link", "set", name, "mtu", str(mtu))
+        ns.ip("link", "set", name, "up")
+        wg = WgInterface(self, ns, name, priv, pub, listen_port, address, proc)
+        self.wg_interfaces.append(wg)
+        return wg
+
+    def _start_wireguard_go(self, ns: Namespace, name: str, timeout: float) -> subprocess.Popen:
         sock = os.path.join(WG_SOCKET_DIR, name + ".sock")
         if os.path.exists(sock):
             raise LabError(f"{sock} exists: another wireguard-go uses the name {name}")
@@ -946,18 +989,7 @@ class Lab:
             if time.monotonic() > deadline:
                 raise LabError(f"wireguard-go {name}: no control socket after {timeout}s")
             time.sleep(0.02)
-        priv = private_key or wg_genkey()
-        pub = wg_pubkey(priv)
-        ns.run(["wg", "set", name, "private-key", "/dev/stdin", "listen-port", str(listen_port)],
-               input=priv + "\n")
-        if address:
-            ns.ip("addr", "add", address, "dev", name)
-        if mtu:
-            ns.ip("link", "set", name, "mtu", str(mtu))
-        ns.ip("link", "set", name, "up")
-        wg = WgInterface(self, ns, name, priv, pub, listen_port, address, proc)
-        self.wg_interfaces.append(wg)
-        return wg
+        return proc
 
     # -- teardown ----------------------------------------------------------
     def teardown(self) -> None:

@@ -283,14 +283,16 @@ class PeerAgent:
 
     def __init__(self, lab: N.Lab, node: RelayNodeProcs, host: N.Host, tunnel_ip: str,
                  name: Optional[str] = None, listen_port: int = 51820,
-                 persistent_keepalive_s: int = 5):
+                 persistent_keepalive_s: int = 5, kernel_wg: bool = False):
         self.lab = lab
         self.node = node
         self.host = host
         self.name = name or host.short
         self.tunnel_ip = tunnel_ip
         self.persistent_keepalive_s = persistent_keepalive_s
-        self.wg = lab.wireguard(host, f"{tunnel_ip}/24", listen_port=listen_port)
+        self.kernel_wg = kernel_wg   # the kernel module's WireGuard instead of wireguard-go
+        self.wg = lab.wireguard(host, f"{tunnel_ip}/24", listen_port=listen_port,
+                                kernel=kernel_wg)
         self.dir = os.path.join(lab.tmpdir, f"peer-{self.name}")
         os.makedirs(self.dir, exist_ok=True)
         self.config_path = os.path.join(self.dir, "relay-peer.yaml")
@@ -407,9 +409,12 @@ def pair_name(a: str, b: str) -> str:
 class Mesh:
     """SPEC: [(peer name, NAT class)]; peers named in SHARED = {router name: [peer
     names], ...} sit together behind one port-restricted NAT of that name instead.
-    BLOCKED: pairs of peer names whose routers drop each other's UDP (lab.block_punch)."""
+    BLOCKED: pairs of peer names whose routers drop each other's UDP (lab.block_punch).
+    KERNEL_WG: names of peers whose WireGuard is the kernel module's (the rest run
+    wireguard-go)."""
 
-    def __init__(self, lab: N.Lab, bins: Binaries, spec, shared=None, blocked=(), **node_kw):
+    def __init__(self, lab: N.Lab, bins: Binaries, spec, shared=None, blocked=(),
+                 kernel_wg=(), **node_kw):
         self.lab = lab
         self.node = RelayNodeProcs(lab, bins, lab.add_relay(), **node_kw)
         self.agents: Dict[str, PeerAgent] = {}
@@ -420,13 +425,15 @@ class Mesh:
         for name, nat_class in spec:
             n += 1
             router = lab.add_nat("r" + name, nat_class)
-            self.agents[name] = PeerAgent(lab, self.node, lab.add_peer(name, router), f"100.64.0.{n}")
+            self.agents[name] = PeerAgent(lab, self.node, lab.add_peer(name, router),
+                                          f"100.64.0.{n}", kernel_wg=name in kernel_wg)
             self.classes[name] = nat_class
         for router_name, names in (shared or {}).items():
             router = lab.add_shared_nat(router_name, names)
             for host in router.hosts:
                 n += 1
-                self.agents[host.short] = PeerAgent(lab, self.node, host, f"100.64.0.{n}")
+                self.agents[host.short] = PeerAgent(lab, self.node, host, f"100.64.0.{n}",
+                                                    kernel_wg=host.short in kernel_wg)
                 self.classes[host.short] = N.PORT_RESTRICTED
         for a in self.agents.values():
             for b in self.agents.values():

@@ -10,7 +10,10 @@ One mesh, built once for the whole class (tests/e2e/relaylab.py):
     sy1, sy2     each behind its own symmetric NAT
     s1, s2       together behind one port-restricted NAT
 
-Every peer runs wireguard-go and relay-peer; every WireGuard interface has all
+Every peer runs relay-peer and wireguard-go; where the kernel has the WireGuard
+module, fc2, ar2, sy2 and s2 use the kernel's instead (KERNEL_WG), so that both
+implementations, and pairs of one with the other, are driven by the same agent.
+Every WireGuard interface has all
 the others as peers, so relay-peer connects all 36 pairs at once.  Every cell
 of the BRIEF section 6 table occurs (pr x pr is pr-s1 and pr-s2).  The routers
 of fc1 and ar1 drop each other's UDP from the start: a pair the table calls
@@ -53,6 +56,10 @@ SPEC = [("fc1", N.FULL_CONE), ("fc2", N.FULL_CONE),
         ("pr", N.PORT_RESTRICTED), ("sy1", N.SYMMETRIC), ("sy2", N.SYMMETRIC)]
 SHARED = {"rsh": ["s1", "s2"]}
 BLOCKED = [("fc1", "ar1")]
+# The agent drives WireGuard only through wg(8), which speaks netlink to the kernel
+# module and the UAPI socket to wireguard-go; half the peers use the module if any.
+KERNEL_WG_PEERS = ("fc2", "ar2", "sy2", "s2")
+KERNEL_WG = KERNEL_WG_PEERS if os.geteuid() == 0 and N.kernel_wireguard_available() else ()
 
 PINGS = 20  # per pair and check
 
@@ -139,7 +146,8 @@ class ProductMeshTest(unittest.TestCase):
     def setUpClass(cls):
         cls.lab = N.Lab()
         try:
-            cls.mesh = R.Mesh(cls.lab, R.Binaries(BUILD_DIR), SPEC, shared=SHARED, blocked=BLOCKED)
+            cls.mesh = R.Mesh(cls.lab, R.Binaries(BUILD_DIR), SPEC, shared=SHARED, blocked=BLOCKED,
+                              kernel_wg=KERNEL_WG)
             cls.node = cls.mesh.node
             cls.a = cls.mesh.agents
             cls.mesh.start()
@@ -427,6 +435,24 @@ class ProductMeshTest(unittest.TestCase):
         self.assertGreater(R.ping_received(p), 0, p.stdout)
         sys.stderr.write(f"(direct after {figures} s) ")
         _save_results("promotion_s", figures)
+
+    @unittest.skipUnless(KERNEL_WG, "this kernel has no WireGuard module (wireguard-go only)")
+    @_timed
+    def test_8_kernel_wireguard_peers_work_with_the_same_agent(self):
+        """The peers of KERNEL_WG run the kernel module's WireGuard (no wireguard-go
+        process, a link of kind wireguard) and reached their expected paths in
+        test_1 like the rest; pairs mixing both implementations included."""
+        for name in KERNEL_WG:
+            agent = self.a[name]
+            self.assertIsNone(agent.wg.proc, name)
+            link = agent.host.run(["ip", "-d", "link", "show", agent.wg.name]).stdout
+            self.assertIn("wireguard", link, f"{name}: {link}")
+        mixed = [(a, b) for a, b in self.mesh.pairs() if (a in KERNEL_WG) != (b in KERNEL_WG)]
+        self.assertTrue(mixed)
+        for a, b in mixed:
+            self.assertEqual(self.mesh.paths.get(R.pair_name(a, b)),
+                             (self.mesh.expected_path(a, b),) * 2, f"{a}-{b}")
+            self.ping_ok(a, b, count=3, interval=0.05)
 
 
 if __name__ == "__main__":
