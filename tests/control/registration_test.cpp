@@ -258,6 +258,9 @@ TEST(Registration, MalformedPlaintextReplyNeverLargerThanTheRequest) {
         SCOPED_TRACE(len);
         std::vector<uint8_t> plain(len, 0xEE);
         if (len > 0) plain[0] = static_cast<uint8_t>(MessageType::register_peer);
+        // The current time where the header's timestamp goes (a stale one gets no reply).
+        for (size_t k = 0; k < 8 && 1 + k < len; ++k)
+            plain[1 + k] = static_cast<uint8_t>(h.now >> (56 - 8 * k));
         const auto datagram = seal_request(p.agent.public_key, p.shared, plain);
         // A fresh source each time: unopened envelopes are rate-limited per source.
         Outbox out = h.deliver(0, {ip4(100, 64, 0, static_cast<uint8_t>(len)), 5000}, datagram);

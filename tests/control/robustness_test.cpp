@@ -128,6 +128,36 @@ TEST(Robustness, SealedGarbageFromARegisteredPeer) {
     ASSERT_NE(h.peer_state(q), nullptr);
 }
 
+// A malformed request from a key holder is answered once: a copy of it (same nonce) is a
+// replay, whether its header was whole (its timestamp is checked) or cut short.
+TEST(Robustness, ACopyOfAMalformedRequestGetsNoSecondReply) {
+    Harness h;
+    TestPeer p = h.make_peer("alpha", Mapping::symmetric);
+    h.register_and_classify(p);
+    std::vector<uint8_t> whole_header(kPlainHeaderLen + 5, 0xee);  // unknown type 0xee
+    for (int k = 0; k < 8; ++k) whole_header[1 + k] = static_cast<uint8_t>(h.now >> (56 - 8 * k));
+    const std::vector<uint8_t> cut_header{1, 2, 3};
+    for (const auto& plain : {whole_header, cut_header}) {
+        const auto datagram = seal_request(p.agent.public_key, p.shared, plain);
+        const double replayed = h.rejected("replayed");
+        Outbox first = h.deliver(0, p.source[0], datagram);
+        ASSERT_EQ(first.size(), 1u);
+        auto reply = p.open(first[0].bytes);
+        ASSERT_TRUE(reply);
+        ASSERT_TRUE(std::holds_alternative<Error>(reply->body));
+        EXPECT_EQ(std::get<Error>(reply->body).code, ErrorCode::malformed);
+        h.now += 10;
+        EXPECT_TRUE(h.deliver(0, p.source[0], datagram).empty());
+        EXPECT_EQ(h.rejected("replayed"), replayed + 1);
+    }
+    // A malformed request whose header carries a stale timestamp is not answered at all.
+    std::vector<uint8_t> stale(kPlainHeaderLen + 5, 0xee);
+    const uint64_t old = h.now - 10 * 60 * 1000;
+    for (int k = 0; k < 8; ++k) stale[1 + k] = static_cast<uint8_t>(old >> (56 - 8 * k));
+    EXPECT_TRUE(
+        h.deliver(0, p.source[0], seal_request(p.agent.public_key, p.shared, stale)).empty());
+}
+
 TEST(Robustness, StunLookalikesNeverAmplify) {
     Harness h;
     std::mt19937 rng(4);
