@@ -27,6 +27,11 @@ constexpr uint64_t kConnectRefusedMaxRetryMs = 8000;
 constexpr uint64_t kResponderWaitMs = 15'000;  // the non-initiator connects itself after this
 constexpr uint64_t kRelayDeadlineMs = 8000;
 constexpr uint64_t kWgRefreshMs = 500;
+// Address and route changes come in bursts (an address removed, another added, the
+// default route put back): act once they have been quiet this long, or this long after
+// the first of them at the latest.
+constexpr uint64_t kNetworkSettleMs = 100;
+constexpr uint64_t kNetworkSettleMaxMs = 1000;
 constexpr uint64_t kProbeGiveUpMs = 15'000;
 constexpr uint64_t kHandshakeStaleS = 200;  // WireGuard re-handshakes every 120 s under keepalives
 constexpr int kFilteringProbeWaitMs = 1000;
@@ -177,6 +182,48 @@ void Agent::report(PeerState& p, Outcome outcome, uint64_t now_ms) {
     client_->send(0, r);
 }
 
+void Agent::start_over(uint64_t now_ms) {
+    registered_ = false;
+    for (auto& [k, p] : peers_) {
+        p.next_connect_ms = 0;
+        // The relay latched our old address, and WireGuard re-handshakes on its own only
+        // after minutes when nothing but keepalives flows: handshake through the relay
+        // now, so that it latches the new address (a roam).
+        if (p.path == Path::relayed && p.relay && !p.punching) rejoin_relay(p, now_ms);
+    }
+}
+
+// The host's addresses or routes changed and have settled.  New local addresses are a
+// new network (or a new candidate for peers behind our NAT): register again.  A route
+// change alone may have moved our traffic to another uplink: a keepalive round now shows
+// whether our reflexive address moved (on_message() handles that).  While unregistered
+// (a registration failed meanwhile, say for want of a route), try again now.
+void Agent::on_network_change(uint64_t now_ms) {
+    if (!registered_) {
+        next_register_ms_ = now_ms;
+    } else if (local_addresses() != registered_locals_) {
+        log("relay-peer: local addresses changed; registering again");
+        start_over(now_ms);
+        next_register_ms_ = now_ms;
+    } else {
+        next_keepalive_ms_ = now_ms;
+    }
+}
+
+void Agent::watch_network(uint64_t now_ms) {
+    if (!network_watch_) return;
+    if (network_watch_->changed()) {
+        if (!network_changed_since_ms_) network_changed_since_ms_ = now_ms;
+        network_changed_last_ms_ = now_ms;
+    }
+    if (!network_changed_since_ms_) return;
+    if (now_ms - network_changed_last_ms_ < kNetworkSettleMs &&
+        now_ms - network_changed_since_ms_ < kNetworkSettleMaxMs)
+        return;
+    network_changed_since_ms_ = 0;
+    on_network_change(now_ms);
+}
+
 void Agent::on_message(const Message& m, uint64_t now_ms) {
     last_reply_ms_ = now_ms;
     if (const auto* s = std::get_if<Status>(&m.body)) {
@@ -187,14 +234,7 @@ void Agent::on_message(const Message& m, uint64_t now_ms) {
             // Our public address changed: a new network.  Register again and connect anew.
             log("relay-peer: reflexive address changed to %s; registering again",
                 format_socket_address(s->reflexive));
-            registered_ = false;
-            for (auto& [k, p] : peers_) {
-                p.next_connect_ms = 0;
-                // The relay latched our old address, and WireGuard re-handshakes on its
-                // own only after minutes when nothing but keepalives flows: handshake
-                // through the relay now, so that it latches the new address (a roam).
-                if (p.path == Path::relayed && p.relay && !p.punching) rejoin_relay(p, now_ms);
-            }
+            start_over(now_ms);
         }
         return;
     }
@@ -500,6 +540,11 @@ void Agent::run(const std::atomic<bool>& stop) {
     if (!client) throw std::runtime_error(client.error());
     client_.emplace(std::move(*client));
     status_server_.emplace(config_.status_socket, 0660);
+    if (auto watch = NetworkWatch::open())
+        network_watch_.emplace(std::move(*watch));
+    else
+        log("relay-peer: not watching for network changes (%s); keepalives will show them",
+            watch.error());
     auto state = wg_.read();
     if (!state) throw std::runtime_error(state.error());
     wg_state_ = *state;
@@ -508,11 +553,10 @@ void Agent::run(const std::atomic<bool>& stop) {
     refresh_wireguard(unix_ms_now());
     next_wg_refresh_ms_ = unix_ms_now() + kWgRefreshMs;
 
-    uint64_t next_register_ms = 0;
     while (!stop.load()) {
         uint64_t now = unix_ms_now();
-        if (!registered_ && now >= next_register_ms) {
-            if (!register_now(now)) next_register_ms = now + kRegisterRetryMs;
+        if (!registered_ && now >= next_register_ms_) {
+            if (!register_now(now)) next_register_ms_ = now + kRegisterRetryMs;
             now = unix_ms_now();
         }
         if (registered_ && now >= next_keepalive_ms_) send_keepalives(now);
@@ -530,6 +574,7 @@ void Agent::run(const std::atomic<bool>& stop) {
             refresh_wireguard(now);
             next_wg_refresh_ms_ = now + kWgRefreshMs;
         }
+        watch_network(now);
         manage_probe_peer(now);
         check_filtering_probe(now);
         for (auto& [k, p] : peers_) drive_peer(p, now);

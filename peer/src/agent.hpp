@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "agent_config.hpp"
+#include "network_watch.hpp"
 #include "relay/ipc/unix_socket.hpp"
 #include "relay/peer/control_client.hpp"
 #include "rtt_estimator.hpp"
@@ -65,6 +66,9 @@ class Agent {
     void start_filtering_probe(uint64_t now_ms);
     void check_filtering_probe(uint64_t now_ms);
     void send_keepalives(uint64_t now_ms);
+    void start_over(uint64_t now_ms);  // register again and connect every peer anew
+    void watch_network(uint64_t now_ms);
+    void on_network_change(uint64_t now_ms);
     void on_message(const control::Message& m, uint64_t now_ms);
     void on_punch(const control::Punch& p, uint64_t now_ms);
     void on_relay_offer(const control::RelayOffer& o, uint64_t now_ms);
@@ -97,7 +101,11 @@ class Agent {
     uint64_t next_keepalive_ms_ = 0;
     uint64_t last_reply_ms_ = 0;
     uint64_t next_wg_refresh_ms_ = 0;
-    RttEstimator rtt_;                              // to control, from keepalives
+    RttEstimator rtt_;                           // to control, from keepalives
+    std::optional<NetworkWatch> network_watch_;  // nullopt: keepalives alone show changes
+    uint64_t network_changed_since_ms_ = 0;      // first change of a burst not acted on; 0 = none
+    uint64_t network_changed_last_ms_ = 0;
+    uint64_t next_register_ms_ = 0;                 // while unregistered: when to try again
     std::optional<ControlClient> filtering_probe_;  // its fresh socket, while it runs
     uint64_t filtering_probe_deadline_ms_ = 0;
     bool probe_done_ = false;

@@ -436,6 +436,44 @@ class ProductMeshTest(unittest.TestCase):
         sys.stderr.write(f"(direct after {figures} s) ")
         _save_results("promotion_s", figures)
 
+    @_timed
+    def test_9_a_renumbered_host_registers_again_at_once(self):
+        """pr's host gets a new LAN address (a DHCP renewal, or a move to another
+        network).  Its NAT may well keep the same public address and port, so no
+        keepalive would ever show it; relay-peer hears of it from rtnetlink and
+        registers again with its new local address, and its direct pair (pr-fc1) and
+        relayed pair (pr-sy2) keep working."""
+        pr = self.a["pr"]
+        host = pr.host
+        old = host.address
+        new = str(host.router.lan_net.network_address + 77)
+
+        def control_locals():
+            for p in self.node.peers():
+                if p["wg_key"] == pr.key:
+                    return [a.split(":")[0] for a in p["local_addresses"]]
+            return []
+
+        self.assertIn(old, control_locals())
+        t0 = time.monotonic()
+        host.ip("addr", "del", f"{old}/24", "dev", "eth0")
+        host.ip("addr", "add", f"{new}/24", "dev", "eth0")
+        host.ip("route", "replace", "default", "via", host.router.lan_ip, "dev", "eth0")
+        host.address = new
+        while new not in control_locals():
+            self.assertLess(time.monotonic() - t0, 10, f"control still has {control_locals()}")
+            time.sleep(0.05)
+        seconds = round(time.monotonic() - t0, 2)
+        self.assertNotIn(old, control_locals())
+        back = {}
+        for other, path in (("fc1", "direct"), ("sy2", "relayed")):
+            self.wait_path("pr", other, path, timeout=30)
+            p = pr.ping(self.a[other], count=3, interval=0.2, deadline=25, check=False)
+            self.assertGreater(R.ping_received(p), 0, f"pr -> {other}: {p.stdout}")
+            back[other] = round(time.monotonic() - t0, 2)
+        sys.stderr.write(f"(registered again after {seconds} s; pings through after {back} s) ")
+        _save_results("renumbered_registered_again_s", seconds)
+
     @unittest.skipUnless(KERNEL_WG, "this kernel has no WireGuard module (wireguard-go only)")
     @_timed
     def test_8_kernel_wireguard_peers_work_with_the_same_agent(self):
