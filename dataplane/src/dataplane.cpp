@@ -29,6 +29,7 @@ constexpr unsigned kCommandRingSize = 1024;
 constexpr unsigned kEventRingSize = 4096;
 constexpr unsigned kHandoffRingSize = 1024;
 constexpr unsigned kServiceTxRingSize = 256;
+constexpr unsigned kHeldRingSize = 256;  // per worker: packets waiting for ARP, to the service
 constexpr unsigned kMaxExpiredRingSize = 65536;
 constexpr unsigned kMbufCache = 256;
 constexpr int kIpcPollMs = 5;
@@ -89,6 +90,8 @@ struct Dataplane::Impl {
     ~Impl() {
         stop_workers();
         if (ports_started) stop_ports(state);
+        // Held packets go back to the pool before it is freed.
+        neighbours.reset();
         for (auto& r : state.rings) {
             // Commands still queued own a reference each.
             void* item;
@@ -100,11 +103,14 @@ struct Dataplane::Impl {
             while (r.service_tx &&
                    rte_ring_dequeue(r.service_tx, reinterpret_cast<void**>(&m)) == 0)
                 rte_pktmbuf_free(m);
+            while (r.held && rte_ring_dequeue(r.held, reinterpret_cast<void**>(&m)) == 0)
+                rte_pktmbuf_free(m);
             rte_ring_free(r.commands);
             rte_ring_free(r.expired);
             rte_ring_free(r.events);
             rte_ring_free(r.handoff);
             rte_ring_free(r.service_tx);
+            rte_ring_free(r.held);
         }
         if (state.pool) rte_mempool_free(state.pool);
     }
@@ -135,6 +141,7 @@ Dataplane::Dataplane(const Config& config) : impl_(std::make_unique<Impl>(config
     for (const auto& p : dp.ports)
         needed += (workers + 1) * p.rx_descriptors + workers * p.tx_descriptors;
     needed += (workers + 1) * (kMbufCache + 2 * 64) + workers * kHandoffRingSize;
+    needed += workers * kHeldRingSize + NeighbourService::kMaxHeld;
     if (dp.mbufs < needed)
         throw std::runtime_error("dataplane.mbufs: " + std::to_string(dp.mbufs) +
                                  " is too few for the configured ports and queues; at least " +
@@ -160,6 +167,7 @@ Dataplane::Dataplane(const Config& config) : impl_(std::make_unique<Impl>(config
         r.events = make_ring("evt" + n, kEventRingSize, sizeof(SlowPathEvent),
                              RING_F_SP_ENQ | RING_F_SC_DEQ);
         r.handoff = make_ring("hand" + n, kHandoffRingSize, sizeof(void*), RING_F_SC_DEQ);
+        r.held = make_ring("held" + n, kHeldRingSize, sizeof(void*), RING_F_SP_ENQ | RING_F_SC_DEQ);
         if (w == 0)
             r.service_tx = make_ring("svctx", kServiceTxRingSize, sizeof(void*),
                                      RING_F_SP_ENQ | RING_F_SC_DEQ);

@@ -4,6 +4,7 @@
 //   neighbours   written by the service thread; read by workers
 //   stats[w]     written by worker w; read by the metrics exporter
 //   rings        single producer / single consumer each, except handoff (multi-producer)
+//   service counters (arp_ignored, held_*, service_drops)  written by the service thread
 #pragma once
 
 #include <rte_mempool.h>
@@ -35,6 +36,10 @@ struct WorkerRings {
     rte_ring* expired = nullptr;   // ExpiredSession: worker -> IPC thread
     rte_ring* events = nullptr;    // SlowPathEvent: worker -> service thread
     rte_ring* handoff = nullptr;   // rte_mbuf*: any worker -> this worker
+    // rte_mbuf*: this worker -> service thread, rewritten frames whose next hop
+    // has no MAC yet (Action::hold); mbuf->port is the egress DPDK port id and
+    // mbuf->hash.usr the next hop's IPv4 (host order).
+    rte_ring* held = nullptr;
     // rte_mbuf* with mbuf->port set: service thread -> worker 0, which sends
     // them on its own TX queue, so that no device needs an extra queue for ARP.
     rte_ring* service_tx = nullptr;
@@ -56,6 +61,10 @@ struct DataplaneState {
     std::atomic<bool> stop{false};
     std::atomic<uint32_t> session_count{0};
     Counter arp_ignored;  // ARP answers nobody asked for (service thread)
+    Counter held_sent;    // held packets sent once their next hop was learnt (service thread)
+    // Drops counted by the service thread (held packets it gave up on), added
+    // to the workers' in relay_dataplane_drops_total.
+    Counter service_drops[kDropReasonCount];
 
     unsigned workers() const { return static_cast<unsigned>(worker_lcores.size()); }
 };

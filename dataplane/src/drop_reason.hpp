@@ -30,7 +30,7 @@ enum class DropReason : uint8_t {
     latch_refused,        // handshake or bind that failed verification or the source prefix
     malformed_handshake,  // WireGuard or bind message with a wrong length or type
     rate_limited,         // over the session's packet or byte bucket
-    no_neighbour,         // next hop's MAC not resolved yet (an ARP request was sent)
+    no_neighbour,         // next hop's MAC did not resolve (a held packet given up), or no gateway
     wrong_shard,          // handed to another worker but its ring was full
     tx_full,              // the TX queue did not take the packet
     count_                // number of reasons; keep last

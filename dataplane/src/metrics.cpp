@@ -85,7 +85,9 @@ std::vector<MetricFamily> DataplaneCollector::Collect() const {
     auto drops =
         family("relay_dataplane_drops_total", "Packets dropped, by reason.", MetricType::Counter);
     for (unsigned r = 1; r < kDropReasonCount; ++r)
-        add_sample(drops, sum([&](const WorkerStats& s) -> const Counter& { return s.drops[r]; }),
+        add_sample(drops, sum([&](const WorkerStats& s) -> const Counter& {
+                              return s.drops[r];
+                          }) + static_cast<double>(state_.service_drops[r].get()),
                    {{"reason", drop_reason_name(static_cast<DropReason>(r))}});
     out.push_back(std::move(drops));
 
@@ -99,6 +101,10 @@ std::vector<MetricFamily> DataplaneCollector::Collect() const {
          "Packets relayed between the two sides of a session.", &WorkerStats::forwarded_packets},
         {"relay_dataplane_forwarded_bytes_total",
          "IP bytes relayed between the two sides of a session.", &WorkerStats::forwarded_bytes},
+        {"relay_dataplane_neighbour_held_total",
+         "Relayed packets whose next hop's MAC was not resolved yet, held until ARP answers "
+         "(counted in forwarded_packets_total too).",
+         &WorkerStats::neighbour_held},
         {"relay_dataplane_latches_total", "Session sides confirmed (first latch or roam).",
          &WorkerStats::latches},
         {"relay_dataplane_latch_refused_total",
@@ -133,6 +139,12 @@ std::vector<MetricFamily> DataplaneCollector::Collect() const {
                MetricType::Counter);
     add_sample(arp_ignored, static_cast<double>(state_.arp_ignored.get()));
     out.push_back(std::move(arp_ignored));
+
+    auto held_sent =
+        family("relay_dataplane_neighbour_held_sent_total",
+               "Held packets sent once their next hop answered ARP.", MetricType::Counter);
+    add_sample(held_sent, static_cast<double>(state_.held_sent.get()));
+    out.push_back(std::move(held_sent));
 
     auto sessions =
         family("relay_dataplane_sessions", "Relay sessions installed.", MetricType::Gauge);

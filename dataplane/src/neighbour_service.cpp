@@ -15,9 +15,21 @@ namespace {
 constexpr unsigned kMaxPendingRequests = 4096;
 constexpr unsigned kEventsPerRun = 256;
 constexpr uint64_t kAnswerWindowS = 3;  // how long an ARP request waits for its answer
+constexpr unsigned kHeldPerRun = 256;   // held packets taken from each worker per run
+constexpr unsigned kHeldBurst = 64;
 }  // namespace
 
 NeighbourService::NeighbourService(DataplaneState& state) : state_(state) {}
+
+NeighbourService::~NeighbourService() {
+    held_.clear([](rte_mbuf* m) { rte_pktmbuf_free(m); });
+}
+
+uint16_t NeighbourService::port_index_of(uint16_t port_id) const {
+    for (uint16_t p = 0; p < state_.ports.size(); ++p)
+        if (state_.ports[p].port_id == port_id) return p;
+    return 0xffff;
+}
 
 bool NeighbourService::on_link(uint16_t port_index, Ipv4 ip) const {
     const PortContext& pc = state_.ports[port_index].context;
@@ -95,6 +107,59 @@ void NeighbourService::request(uint16_t port_index, Ipv4 target, uint64_t now) {
     last_request_[key] = now;
 }
 
+void NeighbourService::drop_held(rte_mbuf* m) {
+    state_.service_drops[static_cast<unsigned>(DropReason::no_neighbour)].add();
+    rte_pktmbuf_free(m);
+}
+
+void NeighbourService::send_held(rte_mbuf* m, const MacAddr& mac) {
+    // The worker rewrote everything else; the Ethernet destination comes
+    // first whether or not the port is tagged.
+    std::memcpy(rte_pktmbuf_mtod(m, uint8_t*) + kEthDst, mac.bytes.data(), 6);
+    if (rte_ring_sp_enqueue(state_.rings[0].service_tx, m) != 0) {
+        drop_held(m);
+        return;
+    }
+    state_.held_sent.add();
+}
+
+void NeighbourService::take_held(uint64_t now) {
+    rte_mbuf* pkts[kHeldBurst];
+    for (const WorkerRings& rings : state_.rings) {
+        for (unsigned taken = 0; taken < kHeldPerRun;) {
+            const unsigned n = rte_ring_sc_dequeue_burst(rings.held, reinterpret_cast<void**>(pkts),
+                                                         kHeldBurst, nullptr);
+            if (n == 0) break;
+            taken += n;
+            for (unsigned i = 0; i < n; ++i) {
+                rte_mbuf* m = pkts[i];
+                const uint16_t port = port_index_of(m->port);
+                const Ipv4 next_hop = m->hash.usr;
+                if (port == 0xffff) {
+                    drop_held(m);
+                    continue;
+                }
+                // Learnt while this packet was on its way here.
+                MacAddr mac;
+                if (state_.neighbours->lookup(port, next_hop, now, mac)) {
+                    send_held(m, mac);
+                    continue;
+                }
+                held_.hold(port, next_hop, m, now, [this](rte_mbuf* x) { drop_held(x); });
+                request(port, next_hop, now);
+            }
+        }
+    }
+}
+
+void NeighbourService::tend_held(uint64_t now) {
+    if (held_.empty()) return;
+    // Give up on what waited kHoldTimeoutS; ask again (at most once a second,
+    // see request()) for every neighbour something still waits for.
+    held_.expire(now, kHoldTimeoutS * state_.tsc_hz, [this](rte_mbuf* m) { drop_held(m); });
+    held_.for_each_neighbour([&](uint16_t port, Ipv4 ip) { request(port, ip, now); });
+}
+
 void NeighbourService::handle(const SlowPathEvent& e, uint64_t now) {
     if (e.port >= state_.ports.size()) return;
     switch (e.kind) {
@@ -108,6 +173,9 @@ void NeighbourService::handle(const SlowPathEvent& e, uint64_t now) {
                 state_.arp_ignored.add();
                 return;
             }
+            // What waited for it leaves first, before the workers can send
+            // newer packets there directly.
+            held_.release(e.port, e.ip, [&](rte_mbuf* m) { send_held(m, e.mac); });
             state_.neighbours->update(e.port, e.ip, e.mac, now + state_.arp_ttl_cycles);
             last_request_.erase(pending);
             break;
@@ -119,12 +187,16 @@ void NeighbourService::handle(const SlowPathEvent& e, uint64_t now) {
 }
 
 void NeighbourService::run_once(uint64_t now) {
+    // Held packets before events: a worker passes a packet on before the
+    // events of its iteration, so the answer that releases it comes after it.
+    take_held(now);
     SlowPathEvent events[kEventsPerRun];
     for (const WorkerRings& rings : state_.rings) {
         unsigned n = rte_ring_sc_dequeue_burst_elem(rings.events, events, sizeof(SlowPathEvent),
                                                     kEventsPerRun, nullptr);
         for (unsigned i = 0; i < n; ++i) handle(events[i], now);
     }
+    tend_held(now);
     if (second_announce_ && now >= second_announce_) {
         second_announce_ = 0;
         for (uint16_t p = 0; p < state_.ports.size(); ++p) {

@@ -344,7 +344,7 @@ Verdict PacketProcessor::handle_wireguard_handshake(Session& s, uint32_t slot, D
                 return drop(DropReason::not_latched);
             }
             const Verdict v = forward(s, sender, d, to, on_link(d.port, to.ip), now);
-            if (v.action == Action::transmit) {
+            if (v.action == Action::transmit || v.action == Action::hold) {
                 me.cand_forwarded = true;
                 me.cand_forwarded_ip = to.ip;
                 me.cand_forwarded_port = to.port;
@@ -440,13 +440,13 @@ Verdict PacketProcessor::handle_bind(Session& s, uint32_t slot, Datagram& d, int
 Verdict PacketProcessor::forward(Session& s, int from, Datagram& d, SocketAddress dst,
                                  bool dst_on_link, uint64_t now) {
     const uint16_t port = d.port;
-    MacAddr next_hop_mac;
+    MacAddr next_hop_mac{};
+    // The next hop whose MAC is unknown yet (0: resolved).  The packet is then
+    // held, not dropped: the first packet to a neighbour is often a handshake
+    // initiation, which its sender would repeat only seconds later.
+    Ipv4 unresolved = 0;
     if (dst_on_link) {
-        if (!neighbours_.lookup(port, dst.ip, now, next_hop_mac)) {
-            emit(SlowPathEvent::Kind::resolve, port, dst.ip, {});
-            s.dropped[from]++;
-            return drop(DropReason::no_neighbour);
-        }
+        if (!neighbours_.lookup(port, dst.ip, now, next_hop_mac)) unresolved = dst.ip;
     } else {
         // The gateway's MAC, looked up at most once a millisecond per port
         // (never past the entry's own expiry).
@@ -454,14 +454,17 @@ Verdict PacketProcessor::forward(Session& s, int from, Datagram& d, SocketAddres
         if (now >= gw.valid_until) {
             const Ipv4 gateway = ports_[port].gateway;
             uint64_t expires = 0;
-            if (gateway == 0 || !neighbours_.lookup(port, gateway, now, gw.mac, &expires)) {
-                gw.valid_until = 0;
-                if (gateway != 0) emit(SlowPathEvent::Kind::resolve, port, gateway, {});
+            if (gateway == 0) {  // off-link with no gateway: no way there
                 s.dropped[from]++;
                 return drop(DropReason::no_neighbour);
             }
-            const uint64_t soon = now + tsc_hz_ / 1000;
-            gw.valid_until = expires < soon ? expires : soon;
+            if (neighbours_.lookup(port, gateway, now, gw.mac, &expires)) {
+                const uint64_t soon = now + tsc_hz_ / 1000;
+                gw.valid_until = expires < soon ? expires : soon;
+            } else {
+                gw.valid_until = 0;
+                unresolved = gateway;
+            }
         }
         next_hop_mac = gw.mac;
     }
@@ -487,14 +490,23 @@ Verdict PacketProcessor::forward(Session& s, int from, Datagram& d, SocketAddres
         uint16_t c = checksum_adjust(udp_sum, addr_delta + checksum_delta16(d.src.port, dst.port));
         store_be16(udp + kUdpChecksum, c == 0 ? 0xffff : c);
     }
-    store_mac(d.frame + kEthDst, next_hop_mac);
+    store_mac(d.frame + kEthDst, unresolved ? MacAddr{} : next_hop_mac);
     store_mac(d.frame + kEthSrc, ports_[port].mac);
 
+    // A held packet counts as forwarded now, in the session and in the
+    // totals: the relay has accepted it and will send it once ARP answers.
+    // If it never can, it is counted again, as a no_neighbour drop, by
+    // whoever drops it (the worker or the service thread).
     s.rx_packets[from]++;
     s.rx_bytes[from] += d.ip_len;
     s.last_activity = now;
     stats_.forwarded_packets.add();
     stats_.forwarded_bytes.add(d.ip_len);
+    if (unresolved) {
+        emit(SlowPathEvent::Kind::resolve, port, unresolved, {});
+        stats_.neighbour_held.add();
+        return {Action::hold, DropReason::none, 0, unresolved};
+    }
     return {Action::transmit, DropReason::none};
 }
 

@@ -5,8 +5,9 @@
 //
 // Every frame leaves through the port it arrived on (a session's address
 // belongs to one port, and both of its peers send to that address), so a
-// verdict is only: transmit (the frame was rewritten in place), hand off to
-// another worker, or drop with a reason.
+// verdict is only: transmit (the frame was rewritten in place), hold (rewritten
+// too, but its next hop's MAC is not known yet: the service thread keeps it
+// until ARP answers), hand off to another worker, or drop with a reason.
 #pragma once
 
 #include <array>
@@ -33,12 +34,16 @@ struct PortContext {
     Ipv4 gateway = 0;  // 0 = none: only on-link destinations are reachable
 };
 
-enum class Action : uint8_t { drop, transmit, handoff };
+enum class Action : uint8_t { drop, transmit, handoff, hold };
 
 struct Verdict {
     Action action = Action::drop;
     DropReason reason = DropReason::none;
     uint8_t owner = 0;  // handoff: the worker that owns the session's relay port
+    // hold: the next hop (the on-link destination, or the gateway) whose MAC the
+    // frame waits for.  The frame is rewritten in full except its Ethernet
+    // destination, which is left zero.
+    Ipv4 next_hop = 0;
 };
 
 // Something the hot path cannot do itself, passed to the service thread.
@@ -120,7 +125,9 @@ class PacketProcessor {
     bool within_limits(Session& s, int from, uint32_t bytes, uint64_t now);
     void latch(Session& s, int side, SocketAddress at, uint16_t port);
     bool on_link(uint16_t port, Ipv4 ip) const;
-    // Rewrites the datagram to go from (relay address, relay port) to `dst`.
+    // Rewrites the datagram to go from (relay address, relay port) to `dst`:
+    // transmit, or hold when the next hop's MAC is unknown (a resolve event is
+    // emitted); counted as forwarded either way.
     Verdict forward(Session& s, int from, Datagram& d, SocketAddress dst, bool dst_on_link,
                     uint64_t now);
     // Turns a received frame around towards its L2 sender (replies).

@@ -62,6 +62,16 @@ void Worker::flush_tx(uint16_t port_index) {
     b.count = 0;
 }
 
+void Worker::hold(uint16_t port_index, rte_mbuf* m, Ipv4 next_hop) {
+    // The service thread keeps it until ARP answers, then worker 0 sends it.
+    m->port = state_.ports[port_index].port_id;
+    m->hash.usr = next_hop;
+    if (rte_ring_sp_enqueue(rings_.held, m) != 0) {
+        stats_.drops[static_cast<unsigned>(DropReason::no_neighbour)].add();
+        rte_pktmbuf_free(m);
+    }
+}
+
 void Worker::handle_burst(rte_mbuf** pkts, unsigned n, uint16_t port_index, uint64_t now) {
     uint8_t* frames[kMaxBurst];
     uint32_t lens[kMaxBurst];
@@ -84,6 +94,9 @@ void Worker::handle_burst(rte_mbuf** pkts, unsigned n, uint16_t port_index, uint
                     stats_.drops[static_cast<unsigned>(DropReason::wrong_shard)].add();
                     rte_pktmbuf_free(pkts[i]);
                 }
+                break;
+            case Action::hold:
+                hold(port_index, pkts[i], verdicts[i].next_hop);
                 break;
             case Action::drop:
                 rte_pktmbuf_free(pkts[i]);

@@ -1,6 +1,7 @@
 // A worker lcore's poll loop: receive bursts from its queues, process them,
-// transmit through per-port TX buffers, apply session commands, expire idle
-// sessions, and back off when idle.
+// transmit through per-port TX buffers, pass packets waiting for ARP to the
+// service thread, apply session commands, expire idle sessions, and back off
+// when idle.
 #pragma once
 
 #include <rte_mbuf.h>
@@ -29,6 +30,7 @@ class Worker {
     unsigned send_service_frames();
     void handle_burst(rte_mbuf** pkts, unsigned n, uint16_t port_index, uint64_t now);
     void enqueue_tx(uint16_t port_index, rte_mbuf* m);
+    void hold(uint16_t port_index, rte_mbuf* m, Ipv4 next_hop);
     void flush_tx(uint16_t port_index);
     unsigned apply_commands(uint64_t now);
     void push_events();

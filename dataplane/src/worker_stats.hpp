@@ -40,9 +40,10 @@ struct alignas(64) WorkerStats {
     Counter bind_acks;
     Counter forwarded_packets;
     Counter forwarded_bytes;
-    Counter latches;        // side confirmations (first latch and roams)
-    Counter latch_refused;  // handshakes/binds refused (bad MAC, source prefix, stale)
-    Counter handoffs;       // packets passed to the worker that owns their session
+    Counter neighbour_held;  // forwarded, but held for a next hop not resolved yet
+    Counter latches;         // side confirmations (first latch and roams)
+    Counter latch_refused;   // handshakes/binds refused (bad MAC, source prefix, stale)
+    Counter handoffs;        // packets passed to the worker that owns their session
     Counter sessions_expired;
     Counter busy_cycles;   // TSC cycles spent on non-empty iterations
     Counter total_cycles;  // TSC cycles of the loop in all

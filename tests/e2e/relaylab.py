@@ -41,10 +41,9 @@ RELAY_PORTS = (40000, 40199)
 # The data plane's address is configured /28 (203.0.113.0-15: the gateway, the
 # management address and the relay address), so that the NAT routers' public
 # addresses (203.0.113.100 and up) are off-link for it and reached through the
-# gateway, as peers on the internet are.  With /24 every router would be an on-link
-# neighbour, and the data plane drops the first packet to a neighbour it has not
-# resolved yet (it learns only answers to its own ARP requests): the first relayed
-# handshake towards each router would be lost, and WireGuard retries only 5 s later.
+# gateway, as peers on the internet are.  (With /24 every router would be an on-link
+# neighbour the data plane resolves on first use, holding the packet meanwhile: that
+# case is tests/integration's FirstPacketToAnUnresolvedOnLinkPeerArrives.)
 # The internet namespace routes (ip_forward) between the relay and the routers.
 DATAPLANE_PREFIX_LEN = 28
 

@@ -91,7 +91,9 @@ struct ExpectedCounters {
     uint64_t echo_replies = 0;
     uint64_t not_latched = 0;
     uint64_t no_session = 0;
-    int64_t sessions = 0;  // installed now
+    uint64_t neighbour_held = 0;       // packets held for a next hop's ARP answer
+    uint64_t neighbour_held_sent = 0;  // of those, sent once it answered
+    int64_t sessions = 0;              // installed now
 };
 
 // ---------------------------------------------------------------- /metrics text
@@ -669,6 +671,33 @@ void expect_nothing_queued(const UdpSocket& socket, const std::string& what) {
                                 << " bytes from " << format_socket_address(d->source);
 }
 
+// An address of the network namespace on the link (a /32 on its veth end), so that a peer
+// socket can live on the data plane's own prefix: the kernel answers ARP for it while it
+// exists. Removed again however the test ends (or earlier, by remove()).
+class ScopedOnLinkAddress {
+  public:
+    ScopedOnLinkAddress(const Lab& lab, Ipv4 address) : lab_(lab), address_(address) {
+        lab_.network().ip({"addr", "add", format_ipv4(address_) + "/32", "dev", lab_.network_if()});
+        added_ = true;
+    }
+    ~ScopedOnLinkAddress() {
+        try {
+            remove();
+        } catch (...) {
+        }
+    }
+    void remove() {
+        if (!added_) return;
+        added_ = false;
+        lab_.network().ip({"addr", "del", format_ipv4(address_) + "/32", "dev", lab_.network_if()});
+    }
+
+  private:
+    const Lab& lab_;
+    Ipv4 address_;
+    bool added_ = false;
+};
+
 // ---------------------------------------------------------------- fixture
 
 class DataplaneIntegration : public ::testing::Test {
@@ -928,6 +957,78 @@ TEST_F(DataplaneIntegration, WireGuardPolicyLatchesOnRealHandshakeAndRefusesForg
     EXPECT_EQ(stats->sides[0].endpoint, a.local());
 }
 
+// ---------------------------------------------------------------- c2. a peer on the link
+
+// A session whose peer B sits on the data plane's own link at an address it has never
+// resolved: the first packet relayed to B (A's handshake initiation, which WireGuard would
+// repeat only 5 s later) waits for the data plane's ARP request to be answered and then
+// arrives, instead of being dropped. Nothing counts as a drop.
+TEST_F(DataplaneIntegration, FirstPacketToAnUnresolvedOnLinkPeerArrives) {
+    constexpr uint64_t kSessionId = 7001;
+    constexpr uint16_t kRelayPort = 40700;
+    constexpr Ipv4 kOnLinkPeerIp = ipv4(198, 51, 100, 50);  // no test uses it before
+    constexpr unsigned kDataEachWay = 10;
+    const SocketAddress relay{kRelayIp, kRelayPort};
+    ScopedOnLinkAddress on_link(lab(), kOnLinkPeerIp);
+    ScopedSession session(dp(), wireguard_session(kSessionId, kRelayPort));
+    const UdpSocket a = peer_socket(kPeerAIp);
+    const UdpSocket b = peer_socket(kOnLinkPeerIp);
+    const double held_before = dp().metric("relay_dataplane_neighbour_held_total");
+    const double sent_before = dp().metric("relay_dataplane_neighbour_held_sent_total");
+    const double no_neighbour_before = dp().drops("no_neighbour");
+    ASSERT_GE(held_before, 0) << "relay_dataplane_neighbour_held_total is not exported";
+    ASSERT_GE(sent_before, 0) << "relay_dataplane_neighbour_held_sent_total is not exported";
+
+    // B's initiation makes B a candidate; A is unknown, so it goes nowhere.
+    const double not_latched_before = dp().drops("not_latched");
+    b.send_to(relay, Bytes(wgv::kInitiationFromB.begin(), wgv::kInitiationFromB.end()));
+    dp().expected().sent_to_relay++;
+    dp().expected().not_latched++;
+    ASSERT_EQ(dp().drops_when_at_least("not_latched", not_latched_before + 1),
+              not_latched_before + 1);
+
+    // A's initiation goes to B's candidate address, whose MAC nobody has asked for yet: the
+    // very first packet towards it must arrive.
+    ASSERT_EQ(relay_and_check(dp(), a, b, relay,
+                              {Bytes(wgv::kInitiation1.begin(), wgv::kInitiation1.end())}),
+              1u)
+        << "the first packet to an unresolved on-link peer was lost";
+    dp().expected().neighbour_held++;
+    dp().expected().neighbour_held_sent++;
+    EXPECT_EQ(
+        dp().metric_when_at_least("relay_dataplane_neighbour_held_total", {}, held_before + 1),
+        held_before + 1);
+    EXPECT_EQ(
+        dp().metric_when_at_least("relay_dataplane_neighbour_held_sent_total", {}, sent_before + 1),
+        sent_before + 1);
+
+    // B answers it from where it went: both sides latch, and data flows both ways with B
+    // resolved (nothing more is held).
+    ASSERT_EQ(
+        relay_and_check(dp(), b, a, relay, {Bytes(wgv::kResponse1.begin(), wgv::kResponse1.end())}),
+        1u);
+    dp().expected().latches += 2;
+    std::vector<Bytes> a_to_b, b_to_a;
+    for (unsigned i = 0; i < kDataEachWay; ++i) {
+        a_to_b.push_back(numbered_wireguard_data(wgv::kDataAtoB1, i + 1));
+        b_to_a.push_back(numbered_wireguard_data(wgv::kDataBtoA1, i + 1));
+    }
+    relay_and_check(dp(), a, b, relay, a_to_b);
+    relay_and_check(dp(), b, a, relay, b_to_a);
+
+    const auto stats = get_session(dp(), kSessionId);
+    ASSERT_TRUE(stats.has_value());
+    EXPECT_TRUE(stats->sides[0].latched);
+    EXPECT_EQ(stats->sides[0].endpoint, a.local());
+    EXPECT_TRUE(stats->sides[1].latched);
+    EXPECT_EQ(stats->sides[1].endpoint, b.local());
+    EXPECT_EQ(stats->sides[0].rx_packets, kDataEachWay + 1) << "the held initiation included";
+    EXPECT_EQ(stats->sides[0].dropped_packets, 0u);
+    EXPECT_EQ(dp().metric("relay_dataplane_neighbour_held_total"), held_before + 1);
+    EXPECT_EQ(dp().metric("relay_dataplane_neighbour_held_sent_total"), sent_before + 1);
+    EXPECT_EQ(dp().drops("no_neighbour"), no_neighbour_before) << "holding is not dropping";
+}
+
 // ---------------------------------------------------------------- d. bad requests
 
 TEST_F(DataplaneIntegration, RefusesBadRequestsAndChangesNothing) {
@@ -1051,10 +1152,75 @@ TEST_F(DataplaneIntegration, MetricsAreValidAndMatchWhatWasSent) {
     exact("relay_dataplane_drops_total", {{"reason", "not_latched"}}, expected.not_latched);
     exact("relay_dataplane_drops_total", {{"reason", "no_session"}}, expected.no_session);
     exact("relay_dataplane_drops_total", {{"reason", "no_neighbour"}}, 0);
+    exact("relay_dataplane_neighbour_held_total", {}, expected.neighbour_held);
+    exact("relay_dataplane_neighbour_held_sent_total", {}, expected.neighbour_held_sent);
     exact("relay_dataplane_drops_total", {{"reason", "tx_full"}}, 0);
     exact("relay_dataplane_drops_total", {{"reason", "rate_limited"}}, 0);
     EXPECT_EQ(dp().metric("relay_dataplane_sessions"), static_cast<double>(expected.sessions));
     EXPECT_EQ(dp().metric("relay_dataplane_info", {{"node", "dpit"}}), 1);
+}
+
+// ---------------------------------------------------------------- e2. a peer that never answers
+
+// (After e: it makes no_neighbour drops on purpose.) Packets to an on-link peer that does not
+// answer ARP are held, at most 4 for it (the oldest give way, as drops), and dropped as
+// no_neighbour once the data plane gives up asking (3 s); none is sent.
+TEST_F(DataplaneIntegration, PacketsToAnOnLinkPeerThatNeverAnswersAreDroppedAfterAWhile) {
+    constexpr uint64_t kSessionId = 7002;
+    constexpr uint16_t kRelayPort = 40701;
+    constexpr Ipv4 kSilentPeerIp = ipv4(198, 51, 100, 60);  // no test uses it before
+    constexpr unsigned kSent = 6;
+    constexpr unsigned kHeldPerNeighbour = 4;
+    const SocketAddress relay{kRelayIp, kRelayPort};
+    const BindSecret secret = random_secret();
+    ScopedSession session(dp(), bind_session(kSessionId, kRelayPort, secret));
+    const UdpSocket a = peer_socket(kPeerAIp);
+
+    // B binds from the link (its ack goes back to the frame's sender, no ARP needed), then its
+    // address disappears: nobody answers the data plane's ARP requests for it.
+    {
+        ScopedOnLinkAddress silent(lab(), kSilentPeerIp);
+        const UdpSocket b = peer_socket(kSilentPeerIp);
+        uint8_t side = 0;
+        for (const UdpSocket* peer : {&a, &b}) {
+            const auto request =
+                wire::bind::make_request(secret, kSessionId, side, 1, peer->local());
+            peer->send_to(relay, request.data(), request.size());
+            dp().expected().sent_to_relay++;
+            ASSERT_TRUE(peer->receive(kArrivalTimeout).has_value()) << "no bind ack";
+            dp().expected().received_from_relay++;
+            dp().expected().bind_acks++;
+            dp().expected().latches++;
+            ++side;
+        }
+    }
+
+    const double held_before = dp().metric("relay_dataplane_neighbour_held_total");
+    const double sent_before = dp().metric("relay_dataplane_neighbour_held_sent_total");
+    const double no_neighbour_before = dp().drops("no_neighbour");
+    const auto start = std::chrono::steady_clock::now();
+    for (unsigned i = 0; i < kSent; ++i) a.send_to(relay, numbered_payload("to nobody", i, 64));
+    dp().expected().sent_to_relay += kSent;
+    dp().expected().forwarded += kSent;  // a held packet counts as forwarded
+    dp().expected().neighbour_held += kSent;
+
+    EXPECT_EQ(
+        dp().metric_when_at_least("relay_dataplane_neighbour_held_total", {}, held_before + kSent),
+        held_before + kSent);
+    // The oldest two gave way to newer ones at once; the other four wait for an answer.
+    EXPECT_EQ(
+        dp().drops_when_at_least("no_neighbour", no_neighbour_before + kSent - kHeldPerNeighbour),
+        no_neighbour_before + kSent - kHeldPerNeighbour);
+    // Then the data plane gives up on them.
+    EXPECT_EQ(dp().drops_when_at_least("no_neighbour", no_neighbour_before + kSent),
+              no_neighbour_before + kSent);
+    const auto waited = std::chrono::steady_clock::now() - start;
+    EXPECT_GE(waited, 2500ms) << "held packets were dropped before the data plane gave up asking";
+    EXPECT_EQ(dp().metric("relay_dataplane_neighbour_held_sent_total"), sent_before);
+
+    const auto stats = get_session(dp(), kSessionId);
+    ASSERT_TRUE(stats.has_value());
+    EXPECT_EQ(stats->sides[0].rx_packets, kSent) << "counted as forwarded when held";
 }
 
 // ---------------------------------------------------------------- f. SIGTERM
@@ -1086,20 +1252,21 @@ TEST_F(DataplaneIntegration, UnsolicitedArpCannotRedirectRelayedTraffic) {
     Bytes frame(60, 0);
     std::memcpy(frame.data(), relay_mac->bytes.data(), 6);
     std::memcpy(frame.data() + 6, forged.bytes.data(), 6);
-    frame[12] = 0x08, frame[13] = 0x06;                           // ARP
+    frame[12] = 0x08, frame[13] = 0x06;                                    // ARP
     const uint8_t header[8] = {0x00, 0x01, 0x08, 0x00, 6, 4, 0x00, 0x02};  // Ethernet/IPv4 reply
     std::memcpy(frame.data() + 14, header, 8);
-    std::memcpy(frame.data() + 22, forged.bytes.data(), 6);        // sender MAC: the forger's
+    std::memcpy(frame.data() + 22, forged.bytes.data(), 6);  // sender MAC: the forger's
     const uint32_t gateway_be = htonl(kGatewayIp), relay_be = htonl(kRelayIp);
-    std::memcpy(frame.data() + 28, &gateway_be, 4);                // sender IP: the gateway's
+    std::memcpy(frame.data() + 28, &gateway_be, 4);  // sender IP: the gateway's
     std::memcpy(frame.data() + 32, relay_mac->bytes.data(), 6);
     std::memcpy(frame.data() + 38, &relay_be, 4);
 
     const double ignored_before = dp().metric("relay_dataplane_arp_ignored_total");
     send_raw_frame(lab().network_ns(), lab().network_if(), frame);
     dp().expected().sent_to_relay++;
-    EXPECT_GE(dp().metric_when_at_least("relay_dataplane_arp_ignored_total", {}, ignored_before + 1),
-              ignored_before + 1);
+    EXPECT_GE(
+        dp().metric_when_at_least("relay_dataplane_arp_ignored_total", {}, ignored_before + 1),
+        ignored_before + 1);
 
     // Relayed datagrams still reach the network (sent to the forged MAC, the kernel would
     // drop them on the veth).
@@ -1144,9 +1311,9 @@ TEST_F(DataplaneIntegration, IdleSessionsExpireAndFreeTheirEndpoint) {
         std::this_thread::sleep_for(100ms);
     EXPECT_FALSE(get_session(dp(), kSessionId).has_value()) << "session never expired";
     EXPECT_EQ(ids_of(list_sessions(dp())).count(kSessionId), 0u);
-    EXPECT_EQ(dp().metric_when_at_least("relay_dataplane_sessions_expired_total", {},
-                                        expired_before + 1),
-              expired_before + 1);
+    EXPECT_EQ(
+        dp().metric_when_at_least("relay_dataplane_sessions_expired_total", {}, expired_before + 1),
+        expired_before + 1);
 
     // The endpoint and the id are free again.
     spec.idle_timeout_s = 60;
