@@ -205,8 +205,24 @@ void Agent::on_network_change(uint64_t now_ms) {
         log("relay-peer: local addresses changed; registering again");
         start_over(now_ms);
         next_register_ms_ = now_ms;
+        resend_from_new_address();
     } else {
         next_keepalive_ms_ = now_ms;
+    }
+}
+
+// WireGuard remembers the local address it last sent to each peer from (wireguard-go
+// keeps using a vanished one until a handshake has failed, ~15 s).  Setting a direct
+// peer's endpoint again, unchanged, makes it forget that source: its next packet leaves
+// from the new address and the other side roams to it.  (Relayed peers were reset by
+// start_over(), which does the same.)
+void Agent::resend_from_new_address() {
+    for (auto& [k, p] : peers_) {
+        if (p.path != Path::direct || p.punching || !p.wg.endpoint) continue;
+        if (auto r =
+                wg_.set_endpoint(p.wg.key_text, *p.wg.endpoint, config_.persistent_keepalive_s);
+            !r)
+            log("relay-peer: %s", r.error());
     }
 }
 

@@ -68,6 +68,7 @@ class Agent {
     void send_keepalives(uint64_t now_ms);
     void start_over(uint64_t now_ms);  // register again and connect every peer anew
     void watch_network(uint64_t now_ms);
+    void resend_from_new_address();
     void on_network_change(uint64_t now_ms);
     void on_message(const control::Message& m, uint64_t now_ms);
     void on_punch(const control::Punch& p, uint64_t now_ms);
