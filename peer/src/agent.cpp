@@ -278,9 +278,21 @@ void Agent::on_message(const Message& m, uint64_t now_ms) {
     if (const auto* offer = std::get_if<RelayOffer>(&m.body)) return on_relay_offer(*offer, now_ms);
 }
 
+// A punch or relay offer may name a peer added to the interface since the last
+// refresh (the operator configured both sides, and the other agent saw it first):
+// look again at once rather than let the attempt fail.
+std::map<PublicKey, PeerState>::iterator Agent::find_peer(const PublicKey& key, uint64_t now_ms) {
+    auto it = peers_.find(key);
+    if (it != peers_.end()) return it;
+    refresh_wireguard(now_ms);
+    next_wg_refresh_ms_ = now_ms + kWgRefreshMs;
+    return peers_.find(key);
+}
+
 void Agent::on_punch(const Punch& punch, uint64_t now_ms) {
-    auto it = peers_.find(punch.peer);
-    if (it == peers_.end() || punch.candidates.empty()) return;
+    if (punch.candidates.empty()) return;
+    auto it = find_peer(punch.peer, now_ms);
+    if (it == peers_.end()) return;
     PeerState& p = it->second;
     p.connect_request = 0;
     p.refused_retry_ms = kConnectRefusedFirstRetryMs;
@@ -304,7 +316,7 @@ void Agent::on_punch(const Punch& punch, uint64_t now_ms) {
 }
 
 void Agent::on_relay_offer(const RelayOffer& offer, uint64_t now_ms) {
-    auto it = peers_.find(offer.peer);
+    auto it = find_peer(offer.peer, now_ms);
     if (it == peers_.end()) return;
     PeerState& p = it->second;
     p.connect_request = 0;

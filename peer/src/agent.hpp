@@ -71,6 +71,7 @@ class Agent {
     void resend_from_new_address();
     void on_network_change(uint64_t now_ms);
     void on_message(const control::Message& m, uint64_t now_ms);
+    std::map<PublicKey, PeerState>::iterator find_peer(const PublicKey& key, uint64_t now_ms);
     void on_punch(const control::Punch& p, uint64_t now_ms);
     void on_relay_offer(const control::RelayOffer& o, uint64_t now_ms);
     void refresh_wireguard(uint64_t now_ms);

@@ -491,6 +491,49 @@ class ProductMeshTest(unittest.TestCase):
         sys.stderr.write(f"(registered again after {seconds} s; longest silence {silence} s) ")
         _save_results("renumbered", {"registered_again_s": seconds, "longest_silence_s": silence})
 
+    @_timed
+    def test_9b_peers_added_to_running_agents_are_picked_up(self):
+        """A new peer ("late", behind its own full-cone NAT) starts its agent with no
+        WireGuard peers; then fc1 and late are configured on each other's interfaces
+        (`wg set`, as an operator would) while both agents run.  Both agents pick the
+        new peer up and connect it directly; once fc1's interface drops it again,
+        fc1's agent forgets it."""
+        router = self.lab.add_nat("rlate", N.FULL_CONE)
+        late = R.PeerAgent(self.lab, self.node, self.lab.add_peer("late", router), "100.64.0.50")
+        late.start()
+        fc1 = self.a["fc1"]
+
+        def ready():
+            try:
+                st = late.status()
+            except OSError:
+                return False   # its status socket is not up yet
+            return st.get("registered") and st.get("nat_class") != "unknown"
+
+        deadline = time.monotonic() + 15
+        while not ready():
+            self.assertLess(time.monotonic(), deadline, "late never registered")
+            time.sleep(0.1)
+        self.assertEqual(late.status()["peers"], [])
+        t0 = time.monotonic()
+        fc1.add_wg_peer(late)
+        late.add_wg_peer(fc1)
+        self.a["late"] = late
+        try:
+            seconds = self.wait_path("fc1", "late", "direct", timeout=40)
+            self.ping_ok("late", "fc1")
+            self.ping_ok("fc1", "late")
+            fc1.wg.remove_peer(late.key)
+            deadline = time.monotonic() + 5
+            while fc1.peer_status(late) is not None:
+                self.assertLess(time.monotonic(), deadline, "fc1's agent still lists late")
+                time.sleep(0.1)
+        finally:
+            del self.a["late"]
+            late.stop()
+        sys.stderr.write(f"(late peer direct after {round(seconds, 2)} s) ")
+        _save_results("added_later_direct_s", round(seconds, 2))
+
     @unittest.skipUnless(KERNEL_WG, "this kernel has no WireGuard module (wireguard-go only)")
     @_timed
     def test_8_kernel_wireguard_peers_work_with_the_same_agent(self):
