@@ -663,6 +663,19 @@ size_t relay_and_check(DataplaneInstance& dp, const UdpSocket& from, const UdpSo
     return got.size();
 }
 
+// `count` transport data messages each way between the confirmed endpoints (counters
+// 1..count, from the captured A->B and B->A messages), each checked on arrival.
+void relay_wireguard_data_both_ways(DataplaneInstance& dp, const UdpSocket& a, const UdpSocket& b,
+                                    SocketAddress relay, unsigned count) {
+    std::vector<Bytes> a_to_b, b_to_a;
+    for (unsigned i = 0; i < count; ++i) {
+        a_to_b.push_back(numbered_wireguard_data(wgv::kDataAtoB1, i + 1));
+        b_to_a.push_back(numbered_wireguard_data(wgv::kDataBtoA1, i + 1));
+    }
+    relay_and_check(dp, a, b, relay, a_to_b);
+    relay_and_check(dp, b, a, relay, b_to_a);
+}
+
 // Nothing is waiting on `socket` (called once the data plane has counted the packet that
 // must not have been forwarded, so no wait is needed).
 void expect_nothing_queued(const UdpSocket& socket, const std::string& what) {
@@ -913,13 +926,7 @@ TEST_F(DataplaneIntegration, WireGuardPolicyLatchesOnRealHandshakeAndRefusesForg
     EXPECT_EQ(stats->sides[1].latches, 1u);
 
     // Transport data flows both ways between the confirmed endpoints.
-    std::vector<Bytes> a_to_b, b_to_a;
-    for (unsigned i = 0; i < kDataEachWay; ++i) {
-        a_to_b.push_back(numbered_wireguard_data(wgv::kDataAtoB1, i + 1));
-        b_to_a.push_back(numbered_wireguard_data(wgv::kDataBtoA1, i + 1));
-    }
-    relay_and_check(dp(), a, b, relay, a_to_b);
-    relay_and_check(dp(), b, a, relay, b_to_a);
+    relay_wireguard_data_both_ways(dp(), a, b, relay, kDataEachWay);
 
     // An initiation whose mac1 is wrong for both keys is refused, not forwarded.
     Bytes forged(wgv::kInitiation1.begin(), wgv::kInitiation1.end());
@@ -1008,13 +1015,7 @@ TEST_F(DataplaneIntegration, FirstPacketToAnUnresolvedOnLinkPeerArrives) {
         relay_and_check(dp(), b, a, relay, {Bytes(wgv::kResponse1.begin(), wgv::kResponse1.end())}),
         1u);
     dp().expected().latches += 2;
-    std::vector<Bytes> a_to_b, b_to_a;
-    for (unsigned i = 0; i < kDataEachWay; ++i) {
-        a_to_b.push_back(numbered_wireguard_data(wgv::kDataAtoB1, i + 1));
-        b_to_a.push_back(numbered_wireguard_data(wgv::kDataBtoA1, i + 1));
-    }
-    relay_and_check(dp(), a, b, relay, a_to_b);
-    relay_and_check(dp(), b, a, relay, b_to_a);
+    relay_wireguard_data_both_ways(dp(), a, b, relay, kDataEachWay);
 
     const auto stats = get_session(dp(), kSessionId);
     ASSERT_TRUE(stats.has_value());
