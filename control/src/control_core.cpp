@@ -20,14 +20,6 @@ constexpr uint64_t kAttemptLifetimeMs = 120'000;
 constexpr size_t kMaxAttempts = 1 << 16;
 constexpr uint64_t kGaugeIntervalMs = 1000;
 
-// The timestamp of a plaintext message header (type, then timestamp big endian), read
-// without decoding the rest; the caller checked there are 9 bytes.
-uint64_t header_timestamp(std::span<const uint8_t> plaintext) {
-    uint64_t t = 0;
-    for (size_t i = 1; i <= 8; ++i) t = t << 8 | plaintext[i];
-    return t;
-}
-
 bool is_zero(const PublicKey& k) {
     return std::all_of(k.begin(), k.end(), [](uint8_t b) { return b == 0; });
 }
@@ -145,9 +137,8 @@ void ControlCore::handle_envelope(uint8_t port, SocketAddress from,
     if (!message) {
         // Its nonce is spent like any other's, so that a copy of it gets no second reply:
         // checked against the header's timestamp when the header is whole, else now.
-        const uint64_t timestamp_ms =
-            plaintext->size() >= 1 + 8 ? header_timestamp(*plaintext) : now_ms;
-        const auto verdict = replay_.check(header->nonce, timestamp_ms, now_ms);
+        const auto verdict =
+            replay_.check(header->nonce, peek_timestamp(*plaintext).value_or(now_ms), now_ms);
         if (verdict != ReplayGuard::Verdict::fresh) return reject(to_string(verdict));
         // Counted once, as the Error reply's code (reply() counts every Error it sends).
         return reply(port, from, key, 0, Error{ErrorCode::malformed, to_string(message.error())},

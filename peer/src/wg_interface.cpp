@@ -105,61 +105,45 @@ Result<WgState, std::string> WgInterface::read() const {
     return parse_wg_dump(*text);
 }
 
+Result<bool, std::string> WgInterface::set(std::vector<std::string> args) const {
+    args.insert(args.begin(), {"set", name_});
+    auto r = wg(args);
+    if (!r) return Unexpected{r.error()};
+    return true;
+}
+
+std::vector<std::string> WgInterface::peer_args(const std::string& key_text,
+                                                std::optional<SocketAddress> endpoint,
+                                                uint32_t keepalive_s,
+                                                const std::string& allowed_ips) {
+    std::vector<std::string> args{"peer", key_text};
+    if (endpoint)
+        args.insert(args.end(),
+                    {"endpoint", format_socket_address(*endpoint), "persistent-keepalive",
+                     keepalive_s ? std::to_string(keepalive_s) : "off"});
+    if (!allowed_ips.empty()) args.insert(args.end(), {"allowed-ips", allowed_ips});
+    return args;
+}
+
 Result<bool, std::string> WgInterface::set_endpoint(const std::string& key_text,
                                                     SocketAddress endpoint, uint32_t keepalive_s,
                                                     const std::string& allowed_ips) const {
-    std::vector<std::string> args{"set",
-                                  name_,
-                                  "peer",
-                                  key_text,
-                                  "endpoint",
-                                  format_socket_address(endpoint),
-                                  "persistent-keepalive",
-                                  keepalive_s ? std::to_string(keepalive_s) : "off"};
-    if (!allowed_ips.empty()) {
-        args.push_back("allowed-ips");
-        args.push_back(allowed_ips);
-    }
-    auto r = wg(args);
-    if (!r) return Unexpected{r.error()};
-    return true;
+    return set(peer_args(key_text, endpoint, keepalive_s, allowed_ips));
 }
 
 Result<bool, std::string> WgInterface::remove_peer(const std::string& key_text) const {
-    auto r = wg({"set", name_, "peer", key_text, "remove"});
-    if (!r) return Unexpected{r.error()};
-    return true;
+    return set({"peer", key_text, "remove"});
 }
 
-Result<bool, std::string> WgInterface::reset_peer(const WgPeer& peer, SocketAddress endpoint,
+Result<bool, std::string> WgInterface::reset_peer(const WgPeer& peer,
+                                                  std::optional<SocketAddress> endpoint,
                                                   uint32_t keepalive_s) const {
     // One `wg set` (remove, then the peer anew): a packet from the peer that arrives
     // between two separate calls would find it missing and be lost.
-    std::vector<std::string> args{"set", name_, "peer", peer.key_text, "remove"};
-    for (const char* a : {"peer", peer.key_text.c_str(), "endpoint"}) args.emplace_back(a);
-    args.push_back(format_socket_address(endpoint));
-    args.push_back("persistent-keepalive");
-    args.push_back(keepalive_s ? std::to_string(keepalive_s) : "off");
-    if (!peer.allowed_ips.empty()) {
-        args.push_back("allowed-ips");
-        args.push_back(peer.allowed_ips);
-    }
-    auto r = wg(args);
-    if (!r) return Unexpected{r.error()};
-    return true;
-}
-
-Result<bool, std::string> WgInterface::reset_peer(const WgPeer& peer) const {
-    std::vector<std::string> args{"set", name_, "peer", peer.key_text, "remove"};
-    args.push_back("peer");
-    args.push_back(peer.key_text);
-    if (!peer.allowed_ips.empty()) {
-        args.push_back("allowed-ips");
-        args.push_back(peer.allowed_ips);
-    }
-    auto r = wg(args);
-    if (!r) return Unexpected{r.error()};
-    return true;
+    std::vector<std::string> args{"peer", peer.key_text, "remove"};
+    const auto anew = peer_args(peer.key_text, endpoint, keepalive_s, peer.allowed_ips);
+    args.insert(args.end(), anew.begin(), anew.end());
+    return set(std::move(args));
 }
 
 }  // namespace relay::peer

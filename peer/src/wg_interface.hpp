@@ -45,16 +45,22 @@ class WgInterface {
                                            const std::string& allowed_ips = "") const;
     // Removes a peer and adds it back (same allowed IPs) at a new endpoint: WireGuard then
     // forgets its session and handshakes afresh, which is what moves a relay latch.
-    Result<bool, std::string> reset_peer(const WgPeer& peer, SocketAddress endpoint,
-                                         uint32_t keepalive_s) const;
-    // The same without an endpoint and with keepalives off: WireGuard sends nothing to it
-    // yet, but answers an initiation from it (and roams to that initiation's source).
-    Result<bool, std::string> reset_peer(const WgPeer& peer) const;
+    // Without an endpoint (and so with keepalives off) WireGuard sends nothing to it yet,
+    // but answers an initiation from it (and roams to that initiation's source).
+    Result<bool, std::string> reset_peer(const WgPeer& peer,
+                                         std::optional<SocketAddress> endpoint = std::nullopt,
+                                         uint32_t keepalive_s = 0) const;
     Result<bool, std::string> remove_peer(const std::string& key_text) const;
     const std::string& name() const { return name_; }
 
   private:
     Result<std::string, std::string> wg(const std::vector<std::string>& args) const;
+    // `wg set IF ARGS...`
+    Result<bool, std::string> set(std::vector<std::string> args) const;
+    // `peer KEY [endpoint IP:PORT persistent-keepalive N|off] [allowed-ips LIST]`
+    static std::vector<std::string> peer_args(const std::string& key_text,
+                                              std::optional<SocketAddress> endpoint,
+                                              uint32_t keepalive_s, const std::string& allowed_ips);
     std::string name_;
     std::string wg_;
 };

@@ -30,6 +30,7 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 import natlab as N  # noqa: E402
+from timing import timed  # noqa: E402
 
 FC, AR, PR, SYM = N.FULL_CONE, N.ADDRESS_RESTRICTED, N.PORT_RESTRICTED, N.SYMMETRIC
 SHORT = {FC: "fc", AR: "ar", PR: "pr", SYM: "sym"}
@@ -53,19 +54,6 @@ else:
         N.require_tools()
     except N.LabError as e:
         SKIP_REASON = str(e)
-
-
-def _timed(fn):
-    """Print how long a test took (unittest -v prints the name before)."""
-    def wrapper(self, *a, **kw):
-        t0 = time.monotonic()
-        try:
-            return fn(self, *a, **kw)
-        finally:
-            sys.stderr.write(f"[{time.monotonic() - t0:5.2f}s] ")
-    wrapper.__name__ = fn.__name__
-    wrapper.__doc__ = fn.__doc__
-    return wrapper
 
 
 class _Ports:
@@ -157,7 +145,7 @@ class NatLabTest(unittest.TestCase):
         return s
 
     # ------------------------------------------------------------------
-    @_timed
+    @timed
     def test_1_nat_classes_map_and_filter_as_specified(self):
         """Mapping (EIM or not), port preservation and filtering of each class."""
         spec = {
@@ -209,7 +197,7 @@ class NatLabTest(unittest.TestCase):
                 self.assertEqual(drain(listener, 0.2), [], f"{c}: unmapped port reached the host")
 
     # ------------------------------------------------------------------
-    @_timed
+    @timed
     def test_2_udp_hole_punching_matches_the_brief_table(self):
         """Plain UDP punching (WireGuard-style roaming) between every pair of classes."""
         results = {}
@@ -236,7 +224,7 @@ class NatLabTest(unittest.TestCase):
         self.assertEqual(bad, [], "pairs that disagree with the brief's table")
 
     # ------------------------------------------------------------------
-    @_timed
+    @timed
     def test_3_hosts_behind_one_nat_reach_each_other_on_the_lan(self):
         s1, s2 = self.shared.hosts
         a, b = self.host_socket(s1), self.host_socket(s2)
@@ -265,7 +253,7 @@ class NatLabTest(unittest.TestCase):
         self.assertEqual(N.reflexive_address(y, self.reflectors[2].addr), my)
 
     # ------------------------------------------------------------------
-    @_timed
+    @timed
     def test_4_block_punch_forces_failure_and_unblock_restores(self):
         a, b = self.side["a"][PR], self.side["b"][PR]
 
@@ -290,7 +278,7 @@ class NatLabTest(unittest.TestCase):
         self.assertTrue(punch().direct)
 
     # ------------------------------------------------------------------
-    @_timed
+    @timed
     def test_5_class_change_at_run_time(self):
         """symmetric -> port_restricted: existing flows keep their old binding
         until conntrack is flushed; set_class(flush=True) does that."""
@@ -320,7 +308,7 @@ class NatLabTest(unittest.TestCase):
         self.assertNotIn("fully-random", r.nft_list())
 
     # ------------------------------------------------------------------
-    @_timed
+    @timed
     def test_6_relay_node_has_a_dataplane_veth_without_kernel_ip(self):
         relay = self.relay
         ns = relay.ns
@@ -380,7 +368,7 @@ class NatLabTest(unittest.TestCase):
         self.assertEqual(total, 0xFFFF, "UDP checksum does not verify")
 
     # ------------------------------------------------------------------
-    @_timed
+    @timed
     def test_7_conntrack_udp_timeouts_are_per_namespace(self):
         r1, r2 = self.side["a"][PR].router, self.side["b"][PR].router
         self.assertEqual(r1.udp_conntrack_timeouts(), {"unreplied": 30, "stream": 120})
@@ -394,7 +382,7 @@ class NatLabTest(unittest.TestCase):
 
 @unittest.skipIf(SKIP_REASON, SKIP_REASON)
 class WireGuardTest(unittest.TestCase):
-    @_timed
+    @timed
     def test_wireguard_go_peers_behind_full_cone_nats(self):
         with N.Lab() as lab:
             ra, rb = lab.add_nat("wg-a-nat", FC), lab.add_nat("wg-b-nat", FC)
@@ -437,7 +425,7 @@ CHILD = textwrap.dedent("""
 
 @unittest.skipIf(SKIP_REASON, SKIP_REASON)
 class TeardownTest(unittest.TestCase):
-    @_timed
+    @timed
     def test_teardown_after_an_exception_in_the_with_block(self):
         with self.assertRaises(ZeroDivisionError):
             with N.Lab() as lab:
@@ -500,7 +488,7 @@ class TeardownTest(unittest.TestCase):
             time.sleep(0.05)
         return False
 
-    @_timed
+    @timed
     def test_teardown_on_sigterm(self):
         p, tag, wg_name, wg_pid, sleep_pid = self._child("term")
         p.send_signal(signal.SIGTERM)
@@ -509,7 +497,7 @@ class TeardownTest(unittest.TestCase):
         self.assertFalse(os.path.exists(os.path.join(N.WG_SOCKET_DIR, wg_name + ".sock")))
         self.assertTrue(self._gone(wg_pid) and self._gone(sleep_pid))
 
-    @_timed
+    @timed
     def test_cleanup_stale_after_a_crash(self):
         p, tag, wg_name, wg_pid, sleep_pid = self._child("crash", self.CRASH_PREFIX)
         self.assertEqual(self.wait_child(p), -signal.SIGKILL, self.child_stderr())

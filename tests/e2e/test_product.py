@@ -45,6 +45,7 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 import natlab as N  # noqa: E402
+from timing import timed  # noqa: E402
 import relaylab as R  # noqa: E402
 
 BUILD_DIR = os.environ.get("RELAY_BUILD_DIR", os.path.join(HERE, "..", "..", "build"))
@@ -80,18 +81,6 @@ if SKIP_REASON is None:
                  if shutil.which(t) is None]
         if tools:
             SKIP_REASON = "missing tools: " + ", ".join(tools)
-
-
-def _timed(fn):
-    def wrapper(self, *a, **kw):
-        t0 = time.monotonic()
-        try:
-            return fn(self, *a, **kw)
-        finally:
-            sys.stderr.write(f"[{time.monotonic() - t0:5.2f}s] ")
-    wrapper.__name__ = fn.__name__
-    wrapper.__doc__ = fn.__doc__
-    return wrapper
 
 
 def _save_results(key: str, value) -> None:
@@ -214,7 +203,7 @@ class ProductMeshTest(unittest.TestCase):
         return s, by_key[self.a[a].key], by_key[self.a[b].key]
 
     # -- tests -------------------------------------------------------------------
-    @_timed
+    @timed
     def test_1_every_pair_connects_by_its_expected_path(self):
         """BRIEF section 6 for all 36 pairs: both agents report the expected path,
         and a ping crosses the tunnel both ways."""
@@ -227,7 +216,7 @@ class ProductMeshTest(unittest.TestCase):
             self.ping_ok(a, b, count=3, interval=0.05)
             self.ping_ok(b, a, count=3, interval=0.05)
 
-    @_timed
+    @timed
     def test_2_direct_pairs_send_nothing_through_the_data_plane(self):
         """A direct pair has no relay session, WireGuard points at the other peer's
         address, and while it sends PINGS pings each way the data plane neither
@@ -253,7 +242,7 @@ class ProductMeshTest(unittest.TestCase):
         sys.stderr.write(f"(most data-plane packets during one direct burst of "
                          f"{2 * PINGS}: {worst}) ")
 
-    @_timed
+    @timed
     def test_3_relayed_pairs_send_everything_through_the_data_plane(self):
         """A relayed pair: both agents point WireGuard at the relay session's address,
         the data plane latched both sides at the peers' public addresses, and each
@@ -279,7 +268,7 @@ class ProductMeshTest(unittest.TestCase):
             self.assertGreaterEqual(sa2["tx_packets"] - sa["tx_packets"], PINGS, (sa, sa2))
             self.assertGreaterEqual(sb2["tx_packets"] - sb["tx_packets"], PINGS, (sb, sb2))
 
-    @_timed
+    @timed
     def test_4_a_blocked_punch_falls_back_to_the_relay(self):
         """fc1 and ar1 (full cone x address-restricted: direct by the table) behind
         routers that drop each other's UDP: control had them punch (both are cone),
@@ -297,7 +286,7 @@ class ProductMeshTest(unittest.TestCase):
         self.ping_ok(a, b)
         self.ping_ok(b, a)
 
-    @_timed
+    @timed
     def test_5_the_relay_never_sees_plaintext(self):
         """sy1 pings sy2 through the relay with a 16-byte pattern while tcpdump
         captures the relay node's data-plane link (the veth's bridge end: both
@@ -369,7 +358,7 @@ class ProductMeshTest(unittest.TestCase):
         finally:
             self.lab._stop_proc(server)
 
-    @_timed
+    @timed
     def test_6_iperf3_relayed_reaches_08_of_direct(self):
         """iperf3 from pr through a direct pair (pr -> s2) and a relayed pair
         (pr -> sy2) of the same lab, alternately twice, best of each: relayed >= 0.8 x
@@ -393,7 +382,7 @@ class ProductMeshTest(unittest.TestCase):
         _save_results("iperf3", result)
         self.assertGreaterEqual(relayed, 0.8 * direct, result)
 
-    @_timed
+    @timed
     def test_7_promotion_when_a_symmetric_nat_becomes_port_preserving(self):
         """sy1's router turns from symmetric into port-restricted (port-preserving)
         while sy1 is relayed to pr, s1 and s2.  relay-peer notices its new address
@@ -436,7 +425,7 @@ class ProductMeshTest(unittest.TestCase):
         sys.stderr.write(f"(direct after {figures} s) ")
         _save_results("promotion_s", figures)
 
-    @_timed
+    @timed
     def test_9_a_renumbered_host_registers_again_at_once(self):
         """pr's host gets a new LAN address (a DHCP renewal, or a move to another
         network).  Its NAT may well keep the same public address, so no keepalive
@@ -491,7 +480,7 @@ class ProductMeshTest(unittest.TestCase):
         sys.stderr.write(f"(registered again after {seconds} s; longest silence {silence} s) ")
         _save_results("renumbered", {"registered_again_s": seconds, "longest_silence_s": silence})
 
-    @_timed
+    @timed
     def test_9b_peers_added_to_running_agents_are_picked_up(self):
         """A new peer ("late", behind its own full-cone NAT) starts its agent with no
         WireGuard peers; then fc1 and late are configured on each other's interfaces
@@ -535,7 +524,7 @@ class ProductMeshTest(unittest.TestCase):
         _save_results("added_later_direct_s", round(seconds, 2))
 
     @unittest.skipUnless(KERNEL_WG, "this kernel has no WireGuard module (wireguard-go only)")
-    @_timed
+    @timed
     def test_8_kernel_wireguard_peers_work_with_the_same_agent(self):
         """The peers of KERNEL_WG run the kernel module's WireGuard (no wireguard-go
         process, a link of kind wireguard) and reached their expected paths in
@@ -619,13 +608,13 @@ class ProductTeardownTest(unittest.TestCase):
         alive = [p for p in info["pids"] if os.path.exists(f"/proc/{p}")]
         self.assertEqual(alive, [], "lab processes still running")
 
-    @_timed
+    @timed
     def test_teardown_after_a_failure(self):
         info, rc = self.run_child("fail")
         self.assertNotEqual(rc, 0)
         self.assert_nothing_left(info)
 
-    @_timed
+    @timed
     def test_teardown_when_interrupted_twice(self):
         info, rc = self.run_child("wait", signals=(signal.SIGINT, signal.SIGTERM))
         self.assertNotEqual(rc, 0)

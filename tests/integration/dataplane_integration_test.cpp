@@ -663,6 +663,26 @@ size_t relay_and_check(DataplaneInstance& dp, const UdpSocket& from, const UdpSo
     return got.size();
 }
 
+// Side 0 from `a`, side 1 from `b`: each sends its first bind request and gets its ack,
+// which latches it (the expected counters follow).
+testing::AssertionResult bind_both_sides(DataplaneInstance& dp, const BindSecret& secret,
+                                         uint64_t session_id, SocketAddress relay,
+                                         const UdpSocket& a, const UdpSocket& b) {
+    uint8_t side = 0;
+    for (const UdpSocket* peer : {&a, &b}) {
+        const auto request = wire::bind::make_request(secret, session_id, side, 1, peer->local());
+        peer->send_to(relay, request.data(), request.size());
+        dp.expected().sent_to_relay++;
+        if (!peer->receive(kArrivalTimeout))
+            return testing::AssertionFailure() << "no bind ack for side " << int{side};
+        dp.expected().received_from_relay++;
+        dp.expected().bind_acks++;
+        dp.expected().latches++;
+        ++side;
+    }
+    return testing::AssertionSuccess();
+}
+
 // `count` transport data messages each way between the confirmed endpoints (counters
 // 1..count, from the captured A->B and B->A messages), each checked on arrival.
 void relay_wireguard_data_both_ways(DataplaneInstance& dp, const UdpSocket& a, const UdpSocket& b,
@@ -1182,18 +1202,7 @@ TEST_F(DataplaneIntegration, PacketsToAnOnLinkPeerThatNeverAnswersAreDroppedAfte
     {
         ScopedOnLinkAddress silent(lab(), kSilentPeerIp);
         const UdpSocket b = peer_socket(kSilentPeerIp);
-        uint8_t side = 0;
-        for (const UdpSocket* peer : {&a, &b}) {
-            const auto request =
-                wire::bind::make_request(secret, kSessionId, side, 1, peer->local());
-            peer->send_to(relay, request.data(), request.size());
-            dp().expected().sent_to_relay++;
-            ASSERT_TRUE(peer->receive(kArrivalTimeout).has_value()) << "no bind ack";
-            dp().expected().received_from_relay++;
-            dp().expected().bind_acks++;
-            dp().expected().latches++;
-            ++side;
-        }
+        ASSERT_TRUE(bind_both_sides(dp(), secret, kSessionId, relay, a, b));
     }
 
     const double held_before = dp().metric("relay_dataplane_neighbour_held_total");
@@ -1278,17 +1287,7 @@ TEST_F(DataplaneIntegration, UnsolicitedArpCannotRedirectRelayedTraffic) {
     ScopedSession session(dp(), bind_session(kSessionId, kRelayPort, secret));
     const UdpSocket a = peer_socket(kPeerAIp);
     const UdpSocket b = peer_socket(kPeerBIp);
-    uint8_t side = 0;
-    for (const UdpSocket* peer : {&a, &b}) {
-        const auto request = wire::bind::make_request(secret, kSessionId, side, 1, peer->local());
-        peer->send_to(relay, request.data(), request.size());
-        dp().expected().sent_to_relay++;
-        ASSERT_TRUE(peer->receive(kArrivalTimeout).has_value()) << "no bind ack";
-        dp().expected().received_from_relay++;
-        dp().expected().bind_acks++;
-        dp().expected().latches++;
-        ++side;
-    }
+    ASSERT_TRUE(bind_both_sides(dp(), secret, kSessionId, relay, a, b));
     std::vector<Bytes> a_to_b;
     for (unsigned k = 0; k < 10; ++k) a_to_b.push_back(numbered_payload("arp", k, 64));
     EXPECT_EQ(relay_and_check(dp(), a, b, relay, a_to_b), a_to_b.size());

@@ -189,6 +189,21 @@ TEST_P(ControlMessageSample, EveryTruncationIsTruncated) {
     }
 }
 
+// The timestamp is read from any plaintext whose header reaches it, decodable or not.
+TEST_P(ControlMessageSample, TimestampPeeksFromEveryCutThatHoldsIt) {
+    Bytes bytes = encode(GetParam().message);
+    for (size_t n = 0; n <= bytes.size(); ++n) {
+        Bytes cut(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(n));
+        const auto t = peek_timestamp(cut);
+        if (n < 1 + 8) {
+            EXPECT_FALSE(t) << n << " bytes";
+        } else {
+            ASSERT_TRUE(t) << n << " bytes";
+            EXPECT_EQ(*t, GetParam().message.timestamp_ms) << n << " bytes";
+        }
+    }
+}
+
 TEST_P(ControlMessageSample, TrailingBytesAreRejected) {
     Bytes bytes = encode(GetParam().message);
     for (uint8_t extra : {0x00, 0x01, 0xff}) {
@@ -364,7 +379,8 @@ TEST(ControlMessageReject, ReservedFlagBits) {
         Bytes k = encoded("keepalive");
         k.at(kBody + 4) |= static_cast<uint8_t>(1u << bit);
         if (bit != 1)
-            expect_rejected(k, DecodeError::bad_value, "keepalive flags bit " + std::to_string(bit));
+            expect_rejected(k, DecodeError::bad_value,
+                            "keepalive flags bit " + std::to_string(bit));
         Bytes c = encoded("connect_plain");
         c.at(kBody + 32) |= static_cast<uint8_t>(1u << bit);
         expect_rejected(c, DecodeError::bad_value, "connect flags bit " + std::to_string(bit));

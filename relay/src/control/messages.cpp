@@ -566,6 +566,16 @@ std::vector<uint8_t> encode(const Message& m) {
     return std::move(w).take();
 }
 
+std::optional<uint64_t> peek_timestamp(std::span<const uint8_t> plaintext) {
+    try {
+        Reader r(plaintext);
+        r.u8();  // type
+        return r.u64();
+    } catch (const DecodeFailure&) {
+        return std::nullopt;
+    }
+}
+
 Result<Message, DecodeError> decode(std::span<const uint8_t> plaintext) {
     try {
         Reader r(plaintext);

@@ -14,6 +14,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <variant>
@@ -235,5 +236,8 @@ const char* to_string(DecodeError e);
 std::vector<uint8_t> encode(const Message& m);
 // Never reads outside `plaintext`.  Checks in wire order and reports the first failure.
 Result<Message, DecodeError> decode(std::span<const uint8_t> plaintext);
+// The header's timestamp of a plaintext that may not decode as a whole (so that its
+// freshness can still be judged); nullopt when the plaintext stops before it.
+std::optional<uint64_t> peek_timestamp(std::span<const uint8_t> plaintext);
 
 }  // namespace relay::control
