@@ -146,6 +146,18 @@ def require_tools() -> None:
         raise LabError("natlab needs root")
 
 
+def unavailable_reason() -> Optional[str]:
+    """Why no lab can be built here ("needs root", the missing tools), or None: what a
+    test module skips its lab tests for."""
+    if os.geteuid() != 0:
+        return "needs root"
+    try:
+        require_tools()
+    except LabError as e:
+        return str(e)
+    return None
+
+
 # --------------------------------------------------------------------------
 # Namespaces
 

@@ -46,14 +46,7 @@ def expected_direct(c1: str, c2: str) -> bool:
 # Public addresses of the probe servers.
 S1, S2, S3 = "203.0.113.201", "203.0.113.202", "203.0.113.203"
 
-SKIP_REASON = None
-if os.geteuid() != 0:
-    SKIP_REASON = "needs root"
-else:
-    try:
-        N.require_tools()
-    except N.LabError as e:
-        SKIP_REASON = str(e)
+SKIP_REASON = N.unavailable_reason()
 
 
 class _Ports:

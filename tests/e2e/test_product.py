@@ -64,14 +64,7 @@ KERNEL_WG = KERNEL_WG_PEERS if os.geteuid() == 0 and N.kernel_wireguard_availabl
 
 PINGS = 20  # per pair and check
 
-SKIP_REASON = None
-if os.geteuid() != 0:
-    SKIP_REASON = "needs root"
-else:
-    try:
-        N.require_tools()
-    except N.LabError as e:
-        SKIP_REASON = str(e)
+SKIP_REASON = N.unavailable_reason()
 if SKIP_REASON is None:
     missing = R.Binaries(BUILD_DIR).missing()
     if missing:
