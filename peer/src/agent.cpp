@@ -193,19 +193,23 @@ void Agent::start_over(uint64_t now_ms) {
     }
 }
 
-// The host's addresses or routes changed and have settled.  New local addresses are a
-// new network (or a new candidate for peers behind our NAT): register again.  A route
-// change alone may have moved our traffic to another uplink: a keepalive round now shows
-// whether our reflexive address moved (on_message() handles that).  While unregistered
-// (a registration failed meanwhile, say for want of a route), try again now.
+// The host's addresses or routes changed and have settled.  If its addresses changed,
+// WireGuard must stop sending from a vanished one, whatever state the registration is
+// in (a keepalive may have shown the move first).  New local addresses are a new network
+// (or a new candidate for peers behind our NAT): register again.  A route change alone
+// may have moved our traffic to another uplink: a keepalive round now shows whether our
+// reflexive address moved (on_message() handles that).  While unregistered (a
+// registration failed meanwhile, say for want of a route), try again now.
 void Agent::on_network_change(uint64_t now_ms) {
+    auto locals = local_addresses();
+    if (locals != host_locals_) resend_from_new_address();
+    host_locals_ = std::move(locals);
     if (!registered_) {
         next_register_ms_ = now_ms;
-    } else if (local_addresses() != registered_locals_) {
+    } else if (host_locals_ != registered_locals_) {
         log("relay-peer: local addresses changed; registering again");
         start_over(now_ms);
         next_register_ms_ = now_ms;
-        resend_from_new_address();
     } else {
         next_keepalive_ms_ = now_ms;
     }
@@ -576,6 +580,7 @@ void Agent::run(const std::atomic<bool>& stop) {
     auto state = wg_.read();
     if (!state) throw std::runtime_error(state.error());
     wg_state_ = *state;
+    host_locals_ = local_addresses();  // (local_addresses() needs the listen port)
     // Know the WireGuard peers before the first message: a punch or relay offer for a
     // peer not in peers_ is dropped, and one can arrive right after registering.
     refresh_wireguard(unix_ms_now());

@@ -116,6 +116,7 @@ class Agent {
     bool probe_peer_added_ = false;
     uint64_t probe_added_ms_ = 0;
     std::vector<SocketAddress> registered_locals_;
+    std::vector<SocketAddress> host_locals_;  // at start and at the last settled network change
 };
 
 }  // namespace relay::peer
