@@ -444,7 +444,7 @@ void Agent::drive_peer(PeerState& p, uint64_t now_ms) {
         return;
     }
     if (p.punching && !p.fired) return;  // waiting for the fire instant
-    if (p.punching && p.fired) {
+    if (p.punching) {
         if (direct_handshake(p)) {
             p.punching = false;
             enter(p, Path::direct, p.wg.endpoint, now_ms);
