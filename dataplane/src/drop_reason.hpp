@@ -1,44 +1,125 @@
-// Why the data plane dropped a packet.  Every drop is counted under one of
-// these; the names are the `reason` label of relay_dataplane_drops_total.
+// Why the data plane dropped a packet: the one list of reasons.  Each entry
+// is (name, what it means, what an operator should check).  The name is the
+// `reason` label of relay_dataplane_drops_total; the enum, the label, the
+// metric's series and the table in docs/OPERATIONS.md ("Troubleshooting by
+// drop reason", checked by tests/fixtures against this list) all come from
+// here.  A new reason is one new X(...) line, and the doc row the test asks for.
 #pragma once
 
 #include <cstdint>
+#include <string>
+
+// clang-format off
+#define RELAY_DP_DROP_REASONS(X) \
+    X(malformed_ethernet,\
+      "Frame shorter than an Ethernet header, or a truncated VLAN tag.",\
+      "A faulty host or NIC on the link; should stay near zero.") \
+    X(vlan_mismatch,\
+      "A tag that is not the port's VLAN, a tagged frame on an untagged port, or an untagged one on a VLAN port.",\
+      "`ports[].vlan` against the switch port (access vs trunk, native VLAN).") \
+    X(unsupported_ethertype,\
+      "Neither IPv4 nor ARP: IPv6, LLDP, spanning tree...",\
+      "Normal background. Large amounts: a broadcast-heavy segment; the relay speaks IPv4 only.") \
+    X(malformed_arp,\
+      "ARP with wrong sizes, hardware or protocol type, or operation.",\
+      "A broken host on the link.") \
+    X(arp_not_ours,\
+      "ARP request for an address that is not ours.",\
+      "Normal on a shared segment. Many: a large broadcast domain; put the relay on its own VLAN.") \
+    X(arp_consumed,\
+      "ARP reply or announcement: learnt if useful, not forwarded.",\
+      "Normal; not a problem.") \
+    X(malformed_ipv4,\
+      "Bad version, header length, total length or header checksum.",\
+      "The sender's checksum offload (on veth links turn TX offload off with ethtool), truncated frames, MTU mismatch.") \
+    X(ip_options,\
+      "IPv4 header with options.",\
+      "Normal background in small amounts; peers' traffic never has options.") \
+    X(fragment,\
+      "An IPv4 fragment (relayed traffic is never reassembled).",\
+      "Peers send packets larger than the path MTU: lower the WireGuard interface MTU (1420 or less), check `ports[].mtu` and the links.") \
+    X(not_ours,\
+      "IPv4 destination is not one of our addresses.",\
+      "The switch floods unicast to us (MAC table), a router sends us traffic for other addresses, or an address is missing from `ports[].addresses`.") \
+    X(ttl_expired,\
+      "TTL 0 on arrival.",\
+      "A routing loop or a broken sender upstream.") \
+    X(bad_source,\
+      "Source address zero, loopback, multicast or broadcast, or UDP source port 0.",\
+      "Spoofed or broken traffic; nothing legitimate looks like this.") \
+    X(unsupported_protocol,\
+      "Neither UDP nor ICMP (e.g. TCP).",\
+      "Normal background (scanners); only UDP is relayed.") \
+    X(unsupported_icmp,\
+      "ICMP other than echo request (unreachables, echo replies...).",\
+      "Normal in small amounts: e.g. port unreachables from a peer whose NAT mapping closed. The relay sends no ICMP errors itself.") \
+    X(malformed_icmp,\
+      "ICMP too short or with a bad checksum.",\
+      "A broken or hostile sender.") \
+    X(malformed_udp,\
+      "UDP length inconsistent with the IP length, or shorter than 8.",\
+      "A broken sender, or truncation on the path.") \
+    X(no_session,\
+      "UDP to a relay address and port with no session.",\
+      "Peers using a session that was released or expired; the data plane restarted and control has not programmed it again yet; scans. Compare with control's allocations.") \
+    X(session_expired,\
+      "The session was idle past its timeout and is about to be removed.",\
+      "Peers resuming after a pause longer than the session's `idle_timeout_s`: their keepalives must come more often (WireGuard `persistent-keepalive` 25 s).") \
+    X(not_latched,\
+      "From a source that is not a confirmed endpoint, or to a side not latched yet.",\
+      "A few are normal (data racing the first handshake). Many: peers that never complete the handshake through the relay (keys or endpoints wrong), or spoofing/hijack attempts.") \
+    X(latch_refused,\
+      "Handshake or bind that failed verification: mac1 or bind MAC wrong, source outside the side's allowed prefix, a latched source speaking for the other side, or a response answering no pending initiation.",\
+      "The public keys or bind secret control programmed against the peers' own, the allowed source prefixes. Per session: the `latch_refused` counters of `list_sessions`.") \
+    X(malformed_handshake,\
+      "WireGuard message of a wrong length or unknown type, or a bind packet with a wrong version or fields.",\
+      "A non-WireGuard application on a `wireguard` session (the session should use the `bind` policy), or junk aimed at session ports.") \
+    X(rate_limited,\
+      "Over the session's packet or byte bucket, the ICMP budget (1000/s, burst 100 per worker) or the session's handshake budget (50/s, burst 20).",\
+      "Session limits too low for legitimate traffic (control sets them), or a flood of pings or handshakes (then the limit is doing its job).") \
+    X(no_neighbour,\
+      "No way to the next hop: its MAC did not resolve. A packet whose next hop (on-link peer or gateway) is unresolved is first held while the data plane asks by ARP (once a second); it is dropped here when nobody answered within 3 s, when a 5th packet for the same next hop pushes out the oldest, when 256 packets are held already, or when the worker's ring to the service thread is full. Also an off-link destination on a port without `gateway`. Compare with `relay_dataplane_neighbour_held_total`.",\
+      "The port's `gateway`, VLAN and cabling; that the router (or the on-link peer) answers ARP requests from the relay address.") \
+    X(wrong_shard,\
+      "A packet for another worker's session could not be handed over: that worker's ring was full.",\
+      "An overloaded worker (busy ratio near 1), or no RSS on the NIC so one queue gets everything: check \"with RSS\" in the start-up log, add workers.") \
+    X(tx_full,\
+      "The TX queue did not take the packet.",\
+      "The link is slower than the traffic, link down or flapping, too few `tx_descriptors`.")
+// clang-format on
 
 namespace relay::dp {
 
 enum class DropReason : uint8_t {
     none = 0,
-    malformed_ethernet,  // shorter than an Ethernet header, or a truncated VLAN tag
-    vlan_mismatch,       // 802.1Q tag that is not the port's VLAN (or tagged on an untagged port)
-    unsupported_ethertype,  // neither IPv4 nor ARP
-    malformed_arp,          // wrong sizes or hardware/protocol types
-    arp_not_ours,           // ARP request for an address we do not own
-    arp_consumed,           // ARP reply or announcement: learned, not forwarded
-    malformed_ipv4,         // version, header length, total length or checksum wrong
-    ip_options,             // IPv4 options are not handled
-    fragment,               // any fragment
-    not_ours,               // IPv4 destination is not one of our addresses
-    ttl_expired,            // TTL 0 on arrival
-    bad_source,             // source address zero, loopback, multicast or broadcast, or UDP port 0
-    unsupported_protocol,   // neither UDP nor ICMP
-    unsupported_icmp,       // ICMP other than echo request
-    malformed_icmp,
-    malformed_udp,        // UDP length inconsistent with the IP length, or shorter than 8
-    no_session,           // no session on (destination address, destination port)
-    session_expired,      // session idle past its timeout
-    not_latched,          // from an unknown source, or to a side that is not latched
-    latch_refused,        // handshake or bind that failed verification or the source prefix
-    malformed_handshake,  // WireGuard or bind message with a wrong length or type
-    rate_limited,         // over the session's packet or byte bucket
-    no_neighbour,         // next hop's MAC did not resolve (a held packet given up), or no gateway
-    wrong_shard,          // handed to another worker but its ring was full
-    tx_full,              // the TX queue did not take the packet
-    count_                // number of reasons; keep last
+#define RELAY_DP_DROP_ENUM(name, meaning, check) name,
+    RELAY_DP_DROP_REASONS(RELAY_DP_DROP_ENUM)
+#undef RELAY_DP_DROP_ENUM
+    count_  // number of reasons; keep last
 };
 
 constexpr unsigned kDropReasonCount = static_cast<unsigned>(DropReason::count_);
 
-// Prometheus label value ("malformed_ipv4", ...).
-const char* drop_reason_name(DropReason r);
+struct DropReasonInfo {
+    const char* name;     // Prometheus label value ("malformed_ipv4", ...)
+    const char* meaning;  // what it means (docs/OPERATIONS.md, second column)
+    const char* check;    // what to check (third column)
+};
+
+// Index by DropReason; [0] is `none`.
+inline constexpr DropReasonInfo kDropReasons[kDropReasonCount] = {
+    {"none", "", ""},
+#define RELAY_DP_DROP_INFO(name, meaning, check) {#name, meaning, check},
+    RELAY_DP_DROP_REASONS(RELAY_DP_DROP_INFO)
+#undef RELAY_DP_DROP_INFO
+};
+
+inline const char* drop_reason_name(DropReason r) {
+    const unsigned i = static_cast<unsigned>(r);
+    return i < kDropReasonCount ? kDropReasons[i].name : "unknown";
+}
+
+// The row of docs/OPERATIONS.md's drop reason table for `r`.
+std::string drop_reason_doc_row(DropReason r);
 
 }  // namespace relay::dp

@@ -71,7 +71,10 @@ bool SessionTable::install(uint32_t slot, const SessionSpec& spec, uint64_t now,
     s.last_activity = now;
     s.idle_timeout = spec.idle_timeout_s * tsc_hz;
     s.handshakes.configure(kHandshakesPerSecond, kHandshakeBurst, tsc_hz);
-    for (int i = 0; i < 2; ++i) s.side[i].allowed = spec.sides[i].allowed_source;
+    for (int i = 0; i < 2; ++i) {
+        s.side[i].allowed = spec.sides[i].allowed_source;
+        s.side[i].allowed_port = spec.sides[i].allowed_port;
+    }
     configure_limits(s, spec.limits, tsc_hz);
 
     SessionCold& c = cold_[slot];
@@ -85,11 +88,17 @@ void SessionTable::update(uint32_t slot, const SessionUpdate& u, uint64_t tsc_hz
     Session& s = hot_[slot];
     configure_limits(s, u.limits, tsc_hz);
     s.idle_timeout = u.idle_timeout_s * tsc_hz;
-    for (int i = 0; i < 2; ++i) s.side[i].allowed = u.allowed_source[i];
+    for (int i = 0; i < 2; ++i) {
+        s.side[i].allowed = u.allowed_source[i];
+        s.side[i].allowed_port = u.allowed_port[i];
+    }
     SessionCold& c = cold_[slot];
     c.spec.limits = u.limits;
     c.spec.idle_timeout_s = u.idle_timeout_s;
-    for (int i = 0; i < 2; ++i) c.spec.sides[i].allowed_source = u.allowed_source[i];
+    for (int i = 0; i < 2; ++i) {
+        c.spec.sides[i].allowed_source = u.allowed_source[i];
+        c.spec.sides[i].allowed_port = u.allowed_port[i];
+    }
 }
 
 void SessionTable::uninstall(uint32_t slot) {

@@ -45,6 +45,7 @@ struct SideLatch {
     uint16_t cand_forwarded_port = 0;
     uint64_t bind_counter = 0;  // last accepted bind counter (bind policy)
     Ipv4Prefix allowed{};
+    uint16_t allowed_port = 0;  // 0 = any
     uint64_t latches = 0;
     uint64_t latch_refused = 0;
 };

@@ -32,7 +32,9 @@ SessionSpec sample_spec(uint64_t id = 0x0102030405060708) {
     s.sides[0].public_key = key_filled_from(1);
     s.sides[0].allowed_source = {0xcb007100, 24};  // 203.0.113.0/24
     s.sides[1].public_key = key_filled_from(200);
+    s.sides[0].allowed_port = 40000;
     s.sides[1].allowed_source = {0x0a000001, 32};
+    s.sides[1].allowed_port = 0xfffe;
     s.bind_secret = key_filled_from(99);
     s.limits = {1'000'000, 0xfedcba9876543210, 4096, 0x80000001};
     s.idle_timeout_s = 86400;
@@ -55,6 +57,7 @@ std::vector<Request> sample_requests() {
     update.id = 77;
     update.limits = {10, 20, 30, 40};
     update.allowed_source = {Ipv4Prefix{0xc0a80000, 16}, Ipv4Prefix{0, 0}};
+    update.allowed_port = {51820, 0};
     update.idle_timeout_s = 1;
     return {
         {1, HealthRequest{}},
@@ -141,14 +144,14 @@ TEST(IpcProtocol, EveryResponseRoundTrips) {
 TEST(IpcProtocol, HeaderLayoutIsAsDocumented) {
     // Both examples of docs/PROTOCOL.md, byte for byte.
     Bytes request = encode(Request{0x01020304, GetSessionRequest{0x1122334455667788}});
-    const Bytes expected_request = {'R',  'D',  'I',  'P',  0,    1,    0,    5,   0,
+    const Bytes expected_request = {'R',  'D',  'I',  'P',  0,    2,    0,    5,   0,
                                     0,    1,    2,    3,    4,    0,    0,    0,   8,
                                     0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88};
     EXPECT_EQ(request, expected_request);
 
     Bytes response =
         encode(Response{7, MsgType::get_session, Status::not_found, "no such session", {}});
-    Bytes expected_response = {'R', 'D', 'I', 'P', 0, 1, 0,    5, 0, 1, 0,
+    Bytes expected_response = {'R', 'D', 'I', 'P', 0, 2, 0,    5, 0, 1, 0,
                                0,   0,   7,   0,   0, 0, 0x11, 0, 6, 0, 0x0f};
     for (char c : std::string("no such session")) expected_response.push_back(c);
     EXPECT_EQ(response, expected_response);
@@ -295,9 +298,9 @@ TEST(IpcProtocol, RejectsBadMagicWithoutEchoing) {
     expect_request_rejected({}, Status::malformed, "magic");
 }
 
-TEST(IpcProtocol, RejectsVersion2AndEchoesIdAndType) {
+TEST(IpcProtocol, RejectsVersion3AndEchoesIdAndType) {
     Bytes bytes = encode(Request{0x0a0b0c0d, GetSessionRequest{1}});
-    put_be16(bytes, kVersionAt, 2);
+    put_be16(bytes, kVersionAt, 3);
     expect_request_rejected(bytes, Status::unsupported_version, "version");
     auto error = decode_request(bytes).error();
     EXPECT_EQ(error.request_id, 0x0a0b0c0du);
@@ -476,7 +479,7 @@ TEST(IpcProtocol, RejectsResponseFieldsOutOfRange) {
 
     // Version of a response.
     bytes = encode(Response{1, MsgType::add_session, Status::ok, "", {}});
-    put_be16(bytes, kVersionAt, 2);
+    put_be16(bytes, kVersionAt, 3);
     expect_response_rejected(bytes, Status::unsupported_version, "version");
 }
 

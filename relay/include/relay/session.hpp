@@ -30,6 +30,8 @@ struct SessionLimits {
 struct SideSpec {
     PublicKey public_key{};       // used by the wireguard policy (mac1 key of this side)
     Ipv4Prefix allowed_source{};  // len 0 = any source
+    uint16_t allowed_port = 0;    // 0 = any source port; else only this one (a NAT that maps
+                                  // endpoint-independently keeps the port control observed)
     bool operator==(const SideSpec&) const = default;
 };
 
@@ -50,6 +52,7 @@ struct SessionUpdate {
     uint64_t id = 0;
     SessionLimits limits{};
     std::array<Ipv4Prefix, 2> allowed_source{};
+    std::array<uint16_t, 2> allowed_port{};  // 0 = any
     uint32_t idle_timeout_s = 180;
     bool operator==(const SessionUpdate&) const = default;
 };

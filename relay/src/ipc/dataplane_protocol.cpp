@@ -231,6 +231,7 @@ void write_spec(ByteWriter& w, const SessionSpec& s) {
     for (const SideSpec& side : s.sides) {
         w.bytes(side.public_key);
         write_prefix(w, side.allowed_source);
+        w.u16(side.allowed_port);
     }
     w.bytes(s.bind_secret);
     write_limits(w, s.limits);
@@ -257,6 +258,7 @@ SessionSpec read_spec(ByteReader& r, std::string_view prefix) {
         std::string side = field_name(prefix, "sides[" + std::to_string(i) + "]");
         r.bytes(s.sides[i].public_key, field_name(side, "public_key"));
         s.sides[i].allowed_source = read_prefix(r, field_name(side, "allowed_source"));
+        s.sides[i].allowed_port = r.u16(field_name(side, "allowed_port"));
     }
     r.bytes(s.bind_secret, field_name(prefix, "bind_secret"));
     s.limits = read_limits(r, field_name(prefix, "limits"));
@@ -269,7 +271,10 @@ SessionSpec read_spec(ByteReader& r, std::string_view prefix) {
 void write_update(ByteWriter& w, const SessionUpdate& u) {
     w.u64(u.id);
     write_limits(w, u.limits);
-    for (const Ipv4Prefix& p : u.allowed_source) write_prefix(w, p);
+    for (size_t i = 0; i < u.allowed_source.size(); ++i) {
+        write_prefix(w, u.allowed_source[i]);
+        w.u16(u.allowed_port[i]);
+    }
     w.u32(u.idle_timeout_s);
 }
 
@@ -280,6 +285,7 @@ SessionUpdate read_update(ByteReader& r, std::string_view prefix) {
     for (size_t i = 0; i < u.allowed_source.size(); ++i) {
         u.allowed_source[i] =
             read_prefix(r, field_name(prefix, "allowed_source[" + std::to_string(i) + "]"));
+        u.allowed_port[i] = r.u16(field_name(prefix, "allowed_port[" + std::to_string(i) + "]"));
     }
     u.idle_timeout_s = read_idle_timeout(r, prefix);
     return u;

@@ -18,7 +18,7 @@
 namespace relay::ipc {
 
 constexpr uint32_t kMagic = 0x52444950;  // "RDIP" in the first four bytes (big endian on the wire)
-constexpr uint16_t kVersion = 1;
+constexpr uint16_t kVersion = 2;  // 2: allowed_port per side
 constexpr size_t kMaxMessageBytes = 65536;
 constexpr uint32_t kMaxListPage = 128;  // sessions per list reply
 
@@ -144,9 +144,9 @@ constexpr uint16_t kFlagResponse = 0x0001;  // the only flag bit; set in respons
 constexpr size_t kMaxErrorBytes = 1024;    // Response::error; encode() cuts longer text
 constexpr size_t kMaxRelayAddresses = 64;  // HealthReply::relay_addresses
 constexpr uint32_t kMaxIdleTimeoutS = 86400;
-constexpr size_t kSessionSpecBytes = 149;   // one SessionSpec on the wire
-constexpr size_t kSessionUpdateBytes = 46;  // one SessionUpdate on the wire
-constexpr size_t kSessionStatsBytes = 321;  // one SessionStats on the wire
+constexpr size_t kSessionSpecBytes = 153;   // one SessionSpec on the wire
+constexpr size_t kSessionUpdateBytes = 50;  // one SessionUpdate on the wire
+constexpr size_t kSessionStatsBytes = 325;  // one SessionStats on the wire
 
 // Largest possible response: a full list page with a maximal error text.
 constexpr size_t kMaxListReplyBytes =
