@@ -85,7 +85,28 @@
       "An overloaded worker (busy ratio near 1), or no RSS on the NIC so one queue gets everything: check \"with RSS\" in the start-up log, add workers.") \
     X(tx_full,\
       "The TX queue did not take the packet.",\
-      "The link is slower than the traffic, link down or flapping, too few `tx_descriptors`.")
+      "The link is slower than the traffic, link down or flapping, too few `tx_descriptors`.") \
+    X(not_our_mac,\
+      "Ethernet destination is another host's unicast MAC (the port is promiscuous when `ports[].mac` is set).",\
+      "A switch flooding unknown unicast (MAC table ageing, asymmetric paths), a hub or a mirror port. Many: keep the relay's MAC known to the switch (it answers ARP and sends traffic), or give the relay its own VLAN.") \
+    X(multicast_destination,\
+      "Ethernet destination is multicast, or broadcast for anything but ARP.",\
+      "Normal background (LLDP, spanning tree, IPv6 neighbour discovery, mDNS, DHCP). Large amounts: a broadcast-heavy segment; give the relay its own VLAN.") \
+    X(bad_source_mac,\
+      "Ethernet source is broadcast, multicast, all zero, or the port's own MAC.",\
+      "The port's own MAC: a loop (the relay's frames come back: a bridged or looped link) or another device with the same MAC. Otherwise forged or broken frames; nothing legitimate looks like this.") \
+    X(martian_source,\
+      "IPv4 source is one of the node's own addresses, or the network or broadcast address of a configured subnet (prefixes up to /30).",\
+      "Spoofing (a forged source to make the relay answer itself or a whole subnet), a loop, or another host configured with the relay's address.") \
+    X(arp_bad_sender,\
+      "ARP whose sender MAC is broadcast, multicast or zero, or whose sender address is broadcast, multicast, loopback, a configured subnet's network or broadcast address, or 0.0.0.0 in a reply. Never answered, never learnt.",\
+      "Forged or broken ARP on the link; nothing legitimate looks like this.") \
+    X(arp_conflict,\
+      "ARP from another host whose sender address is one of ours (an announcement, a request or a reply): an address conflict (RFC 5227). Never answered, never learnt.",\
+      "Another host configured with a relay address (check `ports[].addresses` against the network's address plan), or someone trying to take the address over. The relay keeps answering requests for it.") \
+    X(over_mtu,\
+      "Frame larger than the port's MTU (`ports[].mtu`) plus its Ethernet header and VLAN tag.",\
+      "A sender or link with a larger MTU than `ports[].mtu`: make them agree (the relay never fragments).")
 // clang-format on
 
 namespace relay::dp {
@@ -95,7 +116,7 @@ enum class DropReason : uint8_t {
 #define RELAY_DP_DROP_ENUM(name, meaning, check) name,
     RELAY_DP_DROP_REASONS(RELAY_DP_DROP_ENUM)
 #undef RELAY_DP_DROP_ENUM
-    count_  // number of reasons; keep last
+        count_  // number of reasons; keep last
 };
 
 constexpr unsigned kDropReasonCount = static_cast<unsigned>(DropReason::count_);

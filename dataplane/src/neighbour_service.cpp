@@ -164,9 +164,11 @@ void NeighbourService::handle(const SlowPathEvent& e, uint64_t now) {
     if (e.port >= state_.ports.size()) return;
     switch (e.kind) {
         case SlowPathEvent::Kind::learn: {
-            // Only answers to our own recent requests are learned: an
-            // unsolicited reply or a request naming someone else's address
-            // (the gateway's, say) cannot redirect relayed traffic.
+            // The workers pass on only ARP replies addressed to us (never a
+            // request, probe or announcement), and of those only answers to
+            // our own recent requests are learned: an unsolicited reply naming
+            // someone else's address (the gateway's, say) cannot redirect
+            // relayed traffic.
             const auto pending = last_request_.find({e.port, e.ip});
             if (pending == last_request_.end() ||
                 now - pending->second > kAnswerWindowS * state_.tsc_hz || !on_link(e.port, e.ip)) {

@@ -24,6 +24,41 @@ void store_mac(uint8_t* p, const MacAddr& mac) {
     std::memcpy(p, mac.bytes.data(), 6);
 }
 
+// 6-byte compares; the compiler turns them into one 4-byte and one 2-byte compare.
+bool mac_is(const uint8_t* p, const MacAddr& mac) {
+    return std::memcmp(p, mac.bytes.data(), 6) == 0;
+}
+bool mac_is_group(const uint8_t* p) {  // multicast or broadcast: I/G bit
+    return p[0] & 1;
+}
+bool mac_is_broadcast(const uint8_t* p) {
+    static constexpr uint8_t kAllOnes[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    return std::memcmp(p, kAllOnes, 6) == 0;
+}
+bool mac_is_zero(const uint8_t* p) {
+    static constexpr uint8_t kZero[6] = {};
+    return std::memcmp(p, kZero, 6) == 0;
+}
+
+std::vector<Ipv4> own_addresses_of(const std::vector<PortContext>& ports) {
+    std::vector<Ipv4> own;
+    for (const PortContext& pc : ports)
+        for (unsigned i = 0; i < pc.address_count; ++i) own.push_back(pc.addresses[i].addr);
+    return own;
+}
+
+std::vector<Ipv4> martians_of(const std::vector<PortContext>& ports) {
+    std::vector<Ipv4> martians = own_addresses_of(ports);
+    for (const PortContext& pc : ports)
+        for (unsigned i = 0; i < pc.address_count; ++i) {
+            const Ipv4Prefix& p = pc.addresses[i];
+            if (p.len > 30) continue;  // RFC 3021 /31, and /32: every address is a host
+            martians.push_back(p.addr & p.mask());
+            martians.push_back(p.addr | ~p.mask());
+        }
+    return martians;
+}
+
 // Recomputes the IPv4 header checksum (20 bytes: cheaper than tracking deltas).
 void set_ipv4_checksum(uint8_t* ip) {
     store_be16(ip + kIpChecksum, 0);
@@ -63,7 +98,9 @@ PacketProcessor::PacketProcessor(SessionTable& sessions, const NeighbourTable& n
       tsc_hz_(tsc_hz),
       stats_(stats),
       shard_(shard),
-      shard_map_(shard_map) {
+      shard_map_(shard_map),
+      own_addresses_(own_addresses_of(ports_)),
+      martians_(martians_of(ports_)) {
     icmp_budget_.configure(kIcmpPerSecond, kIcmpBurst, tsc_hz_);
 }
 
@@ -81,6 +118,17 @@ Verdict PacketProcessor::process(uint8_t* frame, uint32_t len, uint16_t port, ui
     const PortContext& pc = ports_[port];
     if (len < kEthHeaderLen) return drop(DropReason::malformed_ethernet);
 
+    // L2 addresses, cheapest first: nearly every frame is unicast to us.
+    bool broadcast = false;
+    if (!mac_is(frame + kEthDst, pc.mac)) [[unlikely]] {
+        if (!mac_is_group(frame + kEthDst)) return drop(DropReason::not_our_mac);
+        if (!mac_is_broadcast(frame + kEthDst)) return drop(DropReason::multicast_destination);
+        broadcast = true;  // for ARP only (below)
+    }
+    if (mac_is_group(frame + kEthSrc) || mac_is(frame + kEthSrc, pc.mac) ||
+        mac_is_zero(frame + kEthSrc)) [[unlikely]]
+        return drop(DropReason::bad_source_mac);
+
     uint32_t l2_len = kEthHeaderLen;
     uint16_t ether_type = load_be16(frame + kEthType);
     if (ether_type == kEtherTypeVlan) {
@@ -93,7 +141,11 @@ Verdict PacketProcessor::process(uint8_t* frame, uint32_t len, uint16_t port, ui
         return drop(DropReason::vlan_mismatch);
     }
 
+    if (len - l2_len > pc.mtu) [[unlikely]]
+        return drop(DropReason::over_mtu);
+
     if (ether_type == kEtherTypeArp) return handle_arp(frame, frame + l2_len, len - l2_len, port);
+    if (broadcast) return drop(DropReason::multicast_destination);
     if (ether_type != kEtherTypeIpv4) return drop(DropReason::unsupported_ethertype);
 
     uint8_t* ip = frame + l2_len;
@@ -117,7 +169,9 @@ Verdict PacketProcessor::process(uint8_t* frame, uint32_t len, uint16_t port, ui
         }
     }
     if (addr < 0) return drop(DropReason::not_ours);
-    if (is_bad_source(load_be32(ip + kIpSrc))) return drop(DropReason::bad_source);
+    const Ipv4 src = load_be32(ip + kIpSrc);
+    if (is_bad_source(src)) return drop(DropReason::bad_source);
+    if (is_martian(src)) return drop(DropReason::martian_source);
     if (ip[kIpTtl] == 0) return drop(DropReason::ttl_expired);
 
     switch (ip[kIpProto]) {
@@ -130,6 +184,11 @@ Verdict PacketProcessor::process(uint8_t* frame, uint32_t len, uint16_t port, ui
     }
 }
 
+// ARP as RFC 826 describes it, with what RFC 5227 and an attacker on the link
+// add: requests for our addresses are answered (probes from 0.0.0.0 too: that
+// answer is how a prober learns the address is taken); nothing is ever learnt
+// from a request, an announcement or a probe; replies are passed to the service
+// thread, which learns only those answering its own outstanding requests.
 Verdict PacketProcessor::handle_arp(uint8_t* frame, uint8_t* arp, uint32_t avail, uint16_t port) {
     if (avail < kArpLen || load_be16(arp + kArpHtype) != kArpHtypeEthernet ||
         load_be16(arp + kArpPtype) != kEtherTypeIpv4 || arp[kArpHlen] != 6 || arp[kArpPlen] != 4)
@@ -140,32 +199,40 @@ Verdict PacketProcessor::handle_arp(uint8_t* frame, uint8_t* arp, uint32_t avail
     const PortContext& pc = ports_[port];
     const Ipv4 sender_ip = load_be32(arp + kArpSpa);
     const Ipv4 target_ip = load_be32(arp + kArpTpa);
-    MacAddr sender_mac;
-    std::memcpy(sender_mac.bytes.data(), arp + kArpSha, 6);
+    const uint8_t* sha = arp + kArpSha;
+
+    // A sender that no host can be.  0.0.0.0 only in a probe (a request).
+    if (mac_is_group(sha) || mac_is_zero(sha)) return drop(DropReason::arp_bad_sender);
+    if (own_addresses_.contains(sender_ip)) return drop(DropReason::arp_conflict);
+    if (sender_ip == 0 ? op == kArpOpReply : is_bad_source(sender_ip) || is_martian(sender_ip))
+        return drop(DropReason::arp_bad_sender);
 
     bool target_is_ours = false;
     for (unsigned i = 0; i < pc.address_count; ++i)
         target_is_ours |= pc.addresses[i].addr == target_ip;
 
     if (op == kArpOpReply) {
-        // The service thread only takes answers to its own requests (and
-        // refreshes of neighbours it knows), so a forged reply cannot plant
-        // an entry for an address we never asked about.
-        if (target_is_ours && !is_bad_source(sender_ip))
+        // An answer to our request names our MAC and our address as its target;
+        // the service thread checks that we asked (an unsolicited reply cannot
+        // plant an entry).  Announcements (sender = target) never qualify.
+        if (target_is_ours && mac_is(arp + kArpTha, pc.mac) && sender_ip != target_ip) {
+            MacAddr sender_mac;
+            std::memcpy(sender_mac.bytes.data(), sha, 6);
             emit(SlowPathEvent::Kind::learn, port, sender_ip, sender_mac);
+        }
         return drop(DropReason::arp_consumed);
     }
     if (!target_is_ours) return drop(DropReason::arp_not_ours);
 
-    // A request for one of our addresses: the asker is on-link and wants to
-    // talk to us, so learn it (RFC 826) and answer in place.
-    if (!is_bad_source(sender_ip)) emit(SlowPathEvent::Kind::learn, port, sender_ip, sender_mac);
+    // A request (or probe) for one of our addresses: answer in place, learn nothing.
+    uint8_t sender_mac[6];
+    std::memcpy(sender_mac, sha, 6);
     store_be16(arp + kArpOp, kArpOpReply);
-    std::memcpy(arp + kArpTha, arp + kArpSha, 6);
+    std::memcpy(arp + kArpTha, sender_mac, 6);
     store_be32(arp + kArpTpa, sender_ip);
     store_mac(arp + kArpSha, pc.mac);
     store_be32(arp + kArpSpa, target_ip);
-    std::memcpy(frame + kEthDst, sender_mac.bytes.data(), 6);
+    std::memcpy(frame + kEthDst, sender_mac, 6);
     store_mac(frame + kEthSrc, pc.mac);
     stats_.arp_replies.add();
     return {Action::transmit, DropReason::none};

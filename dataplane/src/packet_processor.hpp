@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "address_set.hpp"
 #include "drop_reason.hpp"
 #include "neighbour_table.hpp"
 #include "rate_limiter.hpp"
@@ -24,10 +25,13 @@
 
 namespace relay::dp {
 
-// What a port looks like to the hot path.
+// What a port looks like to the hot path.  A frame is processed only when it
+// is addressed to `mac` (or, for ARP, broadcast), comes from a unicast MAC other
+// than `mac`, and carries at most `mtu` bytes after its Ethernet header and tag.
 struct PortContext {
     MacAddr mac{};
-    uint16_t vlan = 0;  // 0 = untagged
+    uint16_t vlan = 0;    // 0 = untagged
+    uint16_t mtu = 1500;  // largest frame received: mtu + Ethernet header (+ tag)
     uint8_t address_count = 0;
     std::array<Ipv4Prefix, kMaxAddressesPerPort> addresses{};
     std::array<uint8_t, kMaxAddressesPerPort> table_index{};  // SessionTable address index
@@ -48,6 +52,8 @@ struct Verdict {
 
 // Something the hot path cannot do itself, passed to the service thread.
 struct SlowPathEvent {
+    // learn: an ARP reply to our MAC (the service thread learns it only if it
+    // answers a request of ours); resolve: a next hop whose MAC is wanted.
     enum class Kind : uint8_t { learn, resolve };
     Kind kind = Kind::learn;
     uint16_t port = 0;
@@ -114,6 +120,7 @@ class PacketProcessor {
     void emit(SlowPathEvent::Kind kind, uint16_t port, Ipv4 ip, const MacAddr& mac);
 
     Verdict handle_arp(uint8_t* frame, uint8_t* arp, uint32_t avail, uint16_t port);
+    bool is_martian(Ipv4 src) const { return martians_.contains(src); }
     Verdict handle_icmp(uint8_t* frame, uint8_t* ip, uint32_t total_len, uint16_t port,
                         uint64_t now);
     Verdict handle_udp(uint8_t* frame, uint8_t* ip, uint32_t total_len, uint16_t port,
@@ -141,6 +148,11 @@ class PacketProcessor {
     WorkerStats& stats_;
     uint8_t shard_;
     const uint8_t* shard_map_;
+    // The node's own addresses (every port's), and those plus the network and
+    // broadcast address of every configured subnet up to /30 (RFC 1122
+    // 3.2.1.3; RFC 3021: a /31 or /32 has neither): sources nobody else may use.
+    AddressSet own_addresses_;
+    AddressSet martians_;
     crypto::Mac1 mac1_;
     Gcra icmp_budget_;
     std::array<GatewayCache, kMaxPorts> gateway_cache_{};

@@ -180,6 +180,7 @@ void setup_ports(const DataplaneConfig& config, DataplaneState& state,
         rte_eth_macaddr_get(port_id, &mac);
         std::memcpy(runtime.context.mac.bytes.data(), mac.addr_bytes, 6);
         runtime.context.vlan = pc.vlan;
+        runtime.context.mtu = pc.mtu;  // enforced on receive whatever the device accepted
         runtime.context.gateway = pc.gateway.value_or(0);
         for (const auto& a : pc.addresses) {
             const unsigned i = runtime.context.address_count++;
