@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -254,39 +255,81 @@ TEST_F(UnixSocketTest, OversizedDatagramGetsLargerThanReply) {
     EXPECT_EQ(decoded->request_id, 78u);
 }
 
+// Holds requests in the serving thread until the test lets them through, so that
+// "the server has not answered yet" is a fact of the test, not a race with a clock.
+class Gate {
+  public:
+    // In the serving thread: note the arrival, then wait for the gate to open.
+    void hold() {
+        std::unique_lock lock(mutex_);
+        ++arrived_;
+        changed_.notify_all();
+        changed_.wait(lock, [&] { return open_; });
+    }
+    void open() {
+        std::lock_guard lock(mutex_);
+        open_ = true;
+        changed_.notify_all();
+    }
+    // Bounded only so that a broken test fails instead of hanging.
+    bool wait_arrived(int n) {
+        std::unique_lock lock(mutex_);
+        return changed_.wait_for(lock, 30s, [&] { return arrived_ >= n; });
+    }
+
+  private:
+    std::mutex mutex_;
+    std::condition_variable changed_;
+    int arrived_ = 0;
+    bool open_ = false;
+};
+
+// Opens the gate before the serving thread is joined (declare it after the thread).
+struct OpenOnExit {
+    Gate& gate;
+    ~OpenOnExit() { gate.open(); }
+};
+
 TEST_F(UnixSocketTest, CallTimesOutWhenTheServerDoesNotAnswer) {
     SeqpacketServer server(path_);
-    ServingThread serving(server, [](std::span<const uint8_t>) { return Bytes{}; });
+    Gate gate;
+    ServingThread serving(server, [&](std::span<const uint8_t>) {
+        gate.hold();
+        return Bytes{};  // and then no answer at all
+    });
+    OpenOnExit release{gate};
     auto client = DataplaneClient::connect(path_);
     ASSERT_TRUE(client.ok()) << client.error();
 
-    auto start = std::chrono::steady_clock::now();
     auto result = client->call(HealthRequest{}, 200);
-    auto elapsed = std::chrono::steady_clock::now() - start;
-    ASSERT_FALSE(result.ok());
+    ASSERT_FALSE(result.ok()) << "the server holds the request: nothing can have answered";
     EXPECT_NE(result.error().find("timeout"), std::string::npos) << result.error();
-    EXPECT_GE(elapsed, 190ms);
-    EXPECT_LT(elapsed, 1500ms);
+    EXPECT_TRUE(gate.wait_arrived(1)) << "the request never reached the server";
 }
 
 TEST_F(UnixSocketTest, LateReplyToATimedOutCallIsSkipped) {
     SeqpacketServer server(path_);
     FakeDataplane dataplane;
     auto dispatch = dispatching_to(dataplane);
+    Gate gate;
     std::atomic<int> calls{0};
     ServingThread serving(server, [&](std::span<const uint8_t> in) {
-        if (calls++ == 0) std::this_thread::sleep_for(300ms);  // answers the first call late
+        if (calls++ == 0) gate.hold();  // answers the first call only after it timed out
         return dispatch(in);
     });
+    OpenOnExit release{gate};
     auto client = DataplaneClient::connect(path_);
     ASSERT_TRUE(client.ok()) << client.error();
 
     auto first = client->call(GetSessionRequest{1}, 50);
     ASSERT_FALSE(first.ok());
+    ASSERT_TRUE(gate.wait_arrived(1));
+    gate.open();  // the late reply to 1 goes out before request 2 is read
     auto second = client->call(GetSessionRequest{2}, 2000);
     ASSERT_TRUE(second.ok()) << second.error();
     EXPECT_EQ(second->request_id, 2u);
     EXPECT_EQ(std::get<SessionReply>(second->body).session.spec.id, 2u);
+    EXPECT_EQ(dataplane.seen_ids().size(), 2u) << "both requests were served, the first one late";
 }
 
 TEST_F(UnixSocketTest, ConnectSaysWhatWentWrong) {
