@@ -3,7 +3,7 @@ BUILD ?= build
 CONFIG ?= configs/dev.yaml
 MESON_OPTS ?=
 
-.PHONY: all deps build run test bench demo clean format
+.PHONY: all deps build run test test-kernel-wg bench bench-e2e demo clean format
 
 all: build
 
@@ -33,6 +33,11 @@ run: build
 test: build
 	meson test -C $(BUILD) --print-errorlogs
 
+# Only on request: the kernel module's WireGuard driven by the agent (tests/e2e/test_kernel_wg.py;
+# needs root and a kernel with the WireGuard module, which CI's machines lack).
+test-kernel-wg: build
+	meson test -C $(BUILD) --print-errorlogs --suite e2e-kernel-wg
+
 # A small NAT lab with the relay node and three peers (full cone, port-restricted,
 # symmetric): one pair connects directly, one through the relay (needs root).
 demo: build
@@ -41,6 +46,10 @@ demo: build
 bench: build
 	$(BUILD)/perf/relay-bench dataplane
 	$(BUILD)/perf/relay-bench control
+
+# iperf3 through WireGuard in the NAT lab, direct against relayed (needs root): perf/README.md.
+bench-e2e: build
+	python3 perf/e2e_iperf.py --build-dir $(BUILD)
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp')
