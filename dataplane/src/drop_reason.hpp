@@ -85,7 +85,13 @@
       "An overloaded worker (busy ratio near 1), or no RSS on the NIC so one queue gets everything: check \"with RSS\" in the start-up log, add workers.") \
     X(tx_full,\
       "The TX queue did not take the packet.",\
-      "The link is slower than the traffic, link down or flapping, too few `tx_descriptors`.")
+      "The link is slower than the traffic, link down or flapping, too few `tx_descriptors`.") \
+    X(unexpected_source,\
+      "Handshake or bind from a source the session does not expect for any side it could speak for (outside the side's allowed prefix, or not its allowed port); dropped before any MAC is computed, never forwarded.",\
+      "Normal under attack (forged handshakes). For real peers: control programs each side's expected source from the peer's registration; a peer whose NAT changed its public address or port must re-register (the agent does so when its addresses change).") \
+    X(candidates_busy,\
+      "WireGuard initiation from a new source while every candidate slot of its side (3) holds an initiation forwarded less than 5 s ago that awaits its answer.",\
+      "Normal in small amounts while several sources race for a side; many: forged initiations from addresses the session allows (a wide `allowed_source`).")
 // clang-format on
 
 namespace relay::dp {
@@ -95,7 +101,7 @@ enum class DropReason : uint8_t {
 #define RELAY_DP_DROP_ENUM(name, meaning, check) name,
     RELAY_DP_DROP_REASONS(RELAY_DP_DROP_ENUM)
 #undef RELAY_DP_DROP_ENUM
-    count_  // number of reasons; keep last
+        count_  // number of reasons; keep last
 };
 
 constexpr unsigned kDropReasonCount = static_cast<unsigned>(DropReason::count_);

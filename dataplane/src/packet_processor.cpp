@@ -3,6 +3,7 @@
 #include <rte_prefetch.h>
 
 #include <cstring>
+#include <random>
 
 #include "checksum.hpp"
 #include "latch/bind_latch.hpp"
@@ -64,7 +65,9 @@ PacketProcessor::PacketProcessor(SessionTable& sessions, const NeighbourTable& n
       tsc_hz_(tsc_hz),
       stats_(stats),
       shard_(shard),
-      shard_map_(shard_map) {
+      shard_map_(shard_map),
+      handshake_sources_(kHandshakeSourceSets, kHandshakesPerSourcePerSecond, kHandshakeSourceBurst,
+                         tsc_hz, std::random_device{}()) {
     icmp_budget_.configure(kIcmpPerSecond, kIcmpBurst, tsc_hz_);
 }
 

@@ -20,6 +20,7 @@
 #include "relay/crypto/mac1.hpp"
 #include "relay/net.hpp"
 #include "session_table.hpp"
+#include "source_ratelimiter.hpp"
 #include "worker_stats.hpp"
 
 namespace relay::dp {
@@ -154,6 +155,7 @@ class PacketProcessor {
     uint8_t shard_;
     const uint8_t* shard_map_;
     crypto::Mac1 mac1_;
+    SourceRateLimiter handshake_sources_;  // per (source address, session), before MACs
     Gcra icmp_budget_;
     std::array<GatewayCache, kMaxPorts> gateway_cache_{};
     std::array<SlowPathEvent, kMaxEvents> events_{};

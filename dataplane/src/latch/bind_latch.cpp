@@ -10,13 +10,19 @@ Verdict BindLatch::on_latch_message(LatchContext& ctx, Session& s, uint32_t slot
     uint8_t* payload = d.payload;
     if (payload[4] != bind::kVersion || payload[5] > 1 || payload[6] != 0 || payload[7] != 0)
         return ctx.drop(DropReason::malformed_handshake);
-    if (!s.handshakes.take(now, 1)) return ctx.drop(DropReason::rate_limited);
-    const BindSecret& secret = ctx.cold(slot).spec.bind_secret;
     const int side = payload[5];
     SideLatch& me = s.side[side];
-    if (load_le64(payload + 8) != s.id || !bind::verify_mac(secret, payload, d.src) ||
-        (from >= 0 && from != side) || !me.allowed.contains(d.src.ip))
+    // Cheap checks before the MAC: a bound source cannot speak for the other
+    // side; the side must expect this source; the source must have budget.
+    if (from >= 0 && from != side) return ctx.refuse(s, side);
+    if (!me.expects(d.src)) return ctx.drop(DropReason::unexpected_source);
+    if (!ctx.admit_source(slot, d.src.ip, now)) return ctx.drop(DropReason::rate_limited);
+    const BindSecret& secret = ctx.cold(slot).spec.bind_secret;
+    ctx.stats().mac_checks.add();
+    if (load_le64(payload + 8) != s.id || !bind::verify_mac(secret, payload, d.src))
         return ctx.refuse(s, side);
+    // The session's budget is spent on verified binds only.
+    if (!s.handshakes.take(now, 1)) return ctx.drop(DropReason::rate_limited);
 
     // Authenticated from here on, and the ack is no larger than the request.
     const uint64_t counter = load_le64(payload + 16);

@@ -20,6 +20,7 @@
 
 #include <concepts>
 #include <cstdint>
+#include <span>
 
 #include "packet_processor.hpp"
 
@@ -59,9 +60,20 @@ class LatchContext {
         return !s.limited || p_.within_limits(s, from, bytes, now);
     }
 
+    // The budget of source address `ip` on session `slot`, spent before any
+    // MAC is computed (source_ratelimiter.hpp).
+    bool admit_source(uint32_t slot, Ipv4 ip, uint64_t now) {
+        return p_.handshake_sources_.allow(ip, slot, now);
+    }
+    // WireGuard mac1 of `message` under `key` (counted in mac_checks).
+    bool verify_mac1(const crypto::Mac1Key& key, std::span<const uint8_t> message, size_t mac1_at) {
+        p_.stats_.mac_checks.add();
+        return p_.mac1_.verify(key, message, mac1_at);
+    }
+
     const SessionCold& cold(uint32_t slot) const { return p_.sessions_.cold(slot); }
-    crypto::Mac1& mac1() { return p_.mac1_; }
     WorkerStats& stats() { return p_.stats_; }
+    uint64_t ms_to_tsc(uint64_t ms) const { return ms * (p_.tsc_hz_ / 1000); }
 
   private:
     PacketProcessor& p_;
