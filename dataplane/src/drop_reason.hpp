@@ -69,13 +69,13 @@
       "From a source that is not a confirmed endpoint, or to a side not latched yet.",\
       "A few are normal (data racing the first handshake). Many: peers that never complete the handshake through the relay (keys or endpoints wrong), or spoofing/hijack attempts.") \
     X(latch_refused,\
-      "Handshake or bind that failed verification: mac1 or bind MAC wrong, source outside the side's allowed prefix, a latched source speaking for the other side, or a response answering no pending initiation.",\
+      "Handshake or bind that failed verification: mac1 or bind MAC wrong (mac1 is tried only for the sides the source is expected from), a latched source speaking for the other side, a response answering no pending initiation, or a replay of the initiation that established the current latch.",\
       "The public keys or bind secret control programmed against the peers' own, the allowed source prefixes. Per session: the `latch_refused` counters of `list_sessions`.") \
     X(malformed_handshake,\
       "WireGuard message of a wrong length or unknown type, or a bind packet with a wrong version or fields.",\
       "A non-WireGuard application on a `wireguard` session (the session should use the `bind` policy), or junk aimed at session ports.") \
     X(rate_limited,\
-      "Over the session's packet or byte bucket, the ICMP budget (1000/s, burst 100 per worker) or the session's handshake budget (50/s, burst 20).",\
+      "Over the session's packet or byte bucket, the ICMP budget (1000/s, burst 100 per worker), a source address's budget of handshakes or binds on a session (10/s, burst 10, checked before the MAC), or the session's budget of verified handshakes (50/s, burst 20).",\
       "Session limits too low for legitimate traffic (control sets them), or a flood of pings or handshakes (then the limit is doing its job).") \
     X(no_neighbour,\
       "No way to the next hop: its MAC did not resolve. A packet whose next hop (on-link peer or gateway) is unresolved is first held while the data plane asks by ARP (once a second); it is dropped here when nobody answered within 3 s, when a 5th packet for the same next hop pushes out the oldest, when 256 packets are held already, or when the worker's ring to the service thread is full. Also an off-link destination on a port without `gateway`. Compare with `relay_dataplane_neighbour_held_total`.",\
@@ -106,7 +106,13 @@
       "Another host configured with a relay address (check `ports[].addresses` against the network's address plan), or someone trying to take the address over. The relay keeps answering requests for it.") \
     X(over_mtu,\
       "Frame larger than the port's MTU (`ports[].mtu`) plus its Ethernet header and VLAN tag.",\
-      "A sender or link with a larger MTU than `ports[].mtu`: make them agree (the relay never fragments).")
+      "A sender or link with a larger MTU than `ports[].mtu`: make them agree (the relay never fragments).") \
+    X(unexpected_source,\
+      "Handshake or bind from a source the session does not expect for any side it could speak for (outside the side's allowed prefix, or not its allowed port); dropped before any MAC is computed, never forwarded.",\
+      "Normal under attack (forged handshakes). For real peers: control programs each side's expected source from the peer's registration; a peer whose NAT changed its public address or port must re-register (the agent does so when its addresses change).") \
+    X(candidates_busy,\
+      "WireGuard initiation from a new source while every candidate slot of its side (3) holds an initiation forwarded less than 5 s ago that awaits its answer.",\
+      "Normal in small amounts while several sources race for a side; many: forged initiations from addresses the session allows (a wide `allowed_source`).")
 // clang-format on
 
 namespace relay::dp {

@@ -3,11 +3,13 @@
 #include <rte_prefetch.h>
 
 #include <cstring>
+#include <random>
 
 #include "checksum.hpp"
-#include "relay/wire/bind.hpp"
+#include "latch/bind_latch.hpp"
+#include "latch/latch_context.hpp"
+#include "latch/wireguard_latch.hpp"
 #include "relay/wire/headers.hpp"
-#include "relay/wire/wireguard.hpp"
 
 namespace relay::dp {
 
@@ -100,7 +102,9 @@ PacketProcessor::PacketProcessor(SessionTable& sessions, const NeighbourTable& n
       shard_(shard),
       shard_map_(shard_map),
       own_addresses_(own_addresses_of(ports_)),
-      martians_(martians_of(ports_)) {
+      martians_(martians_of(ports_)),
+      handshake_sources_(kHandshakeSourceSets, kHandshakesPerSourcePerSecond, kHandshakeSourceBurst,
+                         tsc_hz, std::random_device{}()) {
     icmp_budget_.configure(kIcmpPerSecond, kIcmpBurst, tsc_hz_);
 }
 
@@ -318,15 +322,23 @@ Verdict PacketProcessor::handle_udp(uint8_t* frame, uint8_t* ip, uint32_t total_
     else if (s.ep[1].latched && s.ep[1].ip == d.src.ip && s.ep[1].port == d.src.port)
         from = 1;
 
+    switch (s.policy) {
+        case LatchPolicy::wireguard:
+            return on_session<WireGuardLatch>(s, slot, d, from, now);
+        case LatchPolicy::bind:
+            return on_session<BindLatch>(s, slot, d, from, now);
+    }
+    return drop(DropReason::malformed_handshake);  // no such policy is ever installed
+}
+
+template <typename Policy>
+Verdict PacketProcessor::on_session(Session& s, uint32_t slot, Datagram& d, int from,
+                                    uint64_t now) {
+    static_assert(LatchRules<Policy>);
+    const PayloadKind kind = Policy::classify(d);
     // Fast path: data between latched endpoints (all that line 0 and 1 of
-    // the session hold).  WireGuard data is type 4 with three zero bytes.
-    const bool is_data = s.policy == LatchPolicy::wireguard
-                             ? d.payload_len >= 4 && load_le32(d.payload) == wg::kTypeData
-                             : !(d.payload_len == bind::kLen &&
-                                 std::memcmp(d.payload, bind::kRequestMagic.data(), 4) == 0);
-    if (is_data) {
-        if (s.policy == LatchPolicy::wireguard && d.payload_len < wg::kDataMinLen)
-            return drop(DropReason::malformed_handshake);
+    // the session hold).
+    if (kind == PayloadKind::data) {
         if (from < 0) return drop(DropReason::not_latched);
         const Endpoint& to = s.ep[1 - from];
         if (!to.latched) {
@@ -337,9 +349,9 @@ Verdict PacketProcessor::handle_udp(uint8_t* frame, uint8_t* ip, uint32_t total_
             return drop(DropReason::rate_limited);
         return forward(s, from, d, {to.ip, to.port}, to.on_link, now);
     }
-    if (s.policy == LatchPolicy::wireguard)
-        return handle_wireguard_handshake(s, slot, d, from, now);
-    return handle_bind(s, slot, d, from, now);
+    if (kind == PayloadKind::malformed) return drop(DropReason::malformed_handshake);
+    LatchContext ctx(*this);
+    return Policy::on_latch_message(ctx, s, slot, d, from, now);
 }
 
 bool PacketProcessor::within_limits(Session& s, int from, uint32_t bytes, uint64_t now) {
@@ -356,141 +368,7 @@ bool PacketProcessor::within_limits(Session& s, int from, uint32_t bytes, uint64
     return true;
 }
 
-Verdict PacketProcessor::handle_wireguard_handshake(Session& s, uint32_t slot, Datagram& d,
-                                                    int from, uint64_t now) {
-    uint8_t* payload = d.payload;
-    const uint32_t plen = d.payload_len;
-    if (plen < 4 || payload[1] != 0 || payload[2] != 0 || payload[3] != 0)
-        return drop(DropReason::malformed_handshake);
-    const uint8_t type = payload[0];
-
-    if (type == wg::kTypeInitiation || type == wg::kTypeResponse) {
-        const size_t expect_len =
-            type == wg::kTypeInitiation ? wg::kInitiationLen : wg::kResponseLen;
-        if (plen != expect_len) return drop(DropReason::malformed_handshake);
-        if (!s.handshakes.take(now, 1)) return drop(DropReason::rate_limited);
-        const size_t mac1_at =
-            type == wg::kTypeInitiation ? wg::kInitiationMac1 : wg::kResponseMac1;
-        const std::span<const uint8_t> msg(payload, plen);
-        const SessionCold& cold = sessions_.cold(slot);
-        // mac1 is keyed with the receiver's public key: it tells who the sender is.
-        // Try the side this source is latched to first.
-        int sender = -1;
-        const int first_receiver = from >= 0 ? 1 - from : 0;
-        for (int k = 0; k < 2 && sender < 0; ++k) {
-            const int receiver = k == 0 ? first_receiver : 1 - first_receiver;
-            if (mac1_.verify(cold.mac1_key[receiver], msg, mac1_at)) sender = 1 - receiver;
-        }
-        if (sender < 0) {
-            stats_.latch_refused.add();
-            return drop(DropReason::latch_refused);
-        }
-        SideLatch& me = s.side[sender];
-        SideLatch& peer = s.side[1 - sender];
-        const Endpoint& peer_ep = s.ep[1 - sender];
-        // A latched source cannot speak for the other side.
-        if (!me.allowed.contains(d.src.ip) || (from >= 0 && from != sender))
-            return refuse_latch(s, sender);
-        if (s.limited && !within_limits(s, sender, d.ip_len, now))
-            return drop(DropReason::rate_limited);
-
-        if (type == wg::kTypeInitiation) {
-            // A candidate until the other side answers this very initiation.
-            me.has_candidate = true;
-            me.cand_ip = d.src.ip;
-            me.cand_port = d.src.port;
-            me.cand_sender_index = load_le32(payload + wg::kSenderIndex);
-            me.cand_forwarded = false;
-            SocketAddress to;
-            if (peer_ep.latched)
-                to = {peer_ep.ip, peer_ep.port};
-            else if (peer.has_candidate)
-                to = {peer.cand_ip, peer.cand_port};
-            else {
-                s.dropped[sender]++;
-                return drop(DropReason::not_latched);
-            }
-            const Verdict v = forward(s, sender, d, to, on_link(d.port, to.ip), now);
-            if (v.action == Action::transmit || v.action == Action::hold) {
-                me.cand_forwarded = true;
-                me.cand_forwarded_ip = to.ip;
-                me.cand_forwarded_port = to.port;
-            }
-            return v;
-        }
-
-        // A response confirms the candidate whose initiation it answers, and
-        // latches the responder where it answered from.  It must come from
-        // where that initiation was forwarded: the real peer there rejects a
-        // replayed initiation, and a replayed response from anywhere else is
-        // refused, so replays never move a latch.
-        const uint32_t answered = load_le32(payload + wg::kResponseReceiverIndex);
-        if (!peer.has_candidate || peer.cand_sender_index != answered || !peer.cand_forwarded ||
-            peer.cand_forwarded_ip != d.src.ip || peer.cand_forwarded_port != d.src.port)
-            return refuse_latch(s, sender);
-        latch(s, 1 - sender, {peer.cand_ip, peer.cand_port}, d.port);
-        peer.has_candidate = false;
-        latch(s, sender, d.src, d.port);
-        me.has_candidate = false;
-        return forward(s, sender, d, {peer_ep.ip, peer_ep.port}, peer_ep.on_link, now);
-    }
-
-    if (type == wg::kTypeCookieReply) {
-        if (plen != wg::kCookieReplyLen) return drop(DropReason::malformed_handshake);
-        // Sent by a known endpoint (confirmed or candidate) in answer to the
-        // other side's initiation, so it goes where that initiation came from.
-        int sender = from;
-        for (int i = 0; i < 2 && sender < 0; ++i)
-            if (s.side[i].has_candidate && s.side[i].cand_ip == d.src.ip &&
-                s.side[i].cand_port == d.src.port)
-                sender = i;
-        if (sender < 0) return drop(DropReason::not_latched);
-        const SideLatch& peer = s.side[1 - sender];
-        const Endpoint& peer_ep = s.ep[1 - sender];
-        if (s.limited && !within_limits(s, sender, d.ip_len, now))
-            return drop(DropReason::rate_limited);
-        if (peer.has_candidate) {
-            const SocketAddress to{peer.cand_ip, peer.cand_port};
-            return forward(s, sender, d, to, on_link(d.port, to.ip), now);
-        }
-        if (peer_ep.latched)
-            return forward(s, sender, d, {peer_ep.ip, peer_ep.port}, peer_ep.on_link, now);
-        s.dropped[sender]++;
-        return drop(DropReason::not_latched);
-    }
-    return drop(DropReason::malformed_handshake);
-}
-
-Verdict PacketProcessor::handle_bind(Session& s, uint32_t slot, Datagram& d, int from,
-                                     uint64_t now) {
-    uint8_t* payload = d.payload;
-    if (payload[4] != bind::kVersion || payload[5] > 1 || payload[6] != 0 || payload[7] != 0)
-        return drop(DropReason::malformed_handshake);
-    if (!s.handshakes.take(now, 1)) return drop(DropReason::rate_limited);
-    const BindSecret& secret = sessions_.cold(slot).spec.bind_secret;
-    const int side = payload[5];
-    SideLatch& me = s.side[side];
-    if (load_le64(payload + 8) != s.id || !bind::verify_mac(secret, payload, d.src) ||
-        (from >= 0 && from != side) || !me.allowed.contains(d.src.ip))
-        return refuse_latch(s, side);
-
-    // Authenticated from here on, and the ack is no larger than the request.
-    const uint64_t counter = load_le64(payload + 16);
-    const Endpoint& ep = s.ep[side];
-    uint8_t status = bind::kStatusLatched;
-    if (counter > me.bind_counter) {
-        latch(s, side, d.src, d.port);
-        me.bind_counter = counter;
-        s.last_activity = now;
-    } else if (!(counter == me.bind_counter && ep.latched && ep.ip == d.src.ip &&
-                 ep.port == d.src.port)) {
-        // An older bind (a replay, or a reordered retry) must not move the latch.
-        status = bind::kStatusStale;
-        me.latch_refused++;
-        stats_.latch_refused.add();
-    }
-    bind::make_ack(payload, secret, status, d.src);
-
+Verdict PacketProcessor::reply_in_place(Datagram& d) {
     uint8_t* ip = d.ip;
     uint8_t* udp = ip + kIpv4HeaderLen;
     reflect_ipv4(ip);
@@ -500,7 +378,6 @@ Verdict PacketProcessor::handle_bind(Session& s, uint32_t slot, Datagram& d, int
     std::memcpy(udp + kUdpDstPort, tmp, 2);
     set_udp_checksum(ip, udp, static_cast<uint16_t>(d.payload_len + kUdpHeaderLen));
     reflect_ethernet(d.frame, d.port);
-    stats_.bind_acks.add();
     return {Action::transmit, DropReason::none};
 }
 

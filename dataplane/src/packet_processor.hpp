@@ -21,6 +21,7 @@
 #include "relay/crypto/mac1.hpp"
 #include "relay/net.hpp"
 #include "session_table.hpp"
+#include "source_ratelimiter.hpp"
 #include "worker_stats.hpp"
 
 namespace relay::dp {
@@ -49,6 +50,20 @@ struct Verdict {
     // destination, which is left zero.
     Ipv4 next_hop = 0;
 };
+
+// A UDP datagram to one of our addresses, as parsed so far (what a latch
+// policy gets to look at).
+struct Datagram {
+    uint8_t* frame;
+    uint8_t* ip;
+    uint8_t* payload;
+    uint32_t payload_len;
+    uint32_t ip_len;
+    SocketAddress src;
+    uint16_t port;  // ingress port index
+};
+
+class LatchContext;
 
 // Something the hot path cannot do itself, passed to the service thread.
 struct SlowPathEvent {
@@ -97,16 +112,10 @@ class PacketProcessor {
     bool owns(uint16_t relay_port) const { return !shard_map_ || shard_map_[relay_port] == shard_; }
 
   private:
-    // A UDP datagram to one of our addresses, as parsed so far.
-    struct Datagram {
-        uint8_t* frame;
-        uint8_t* ip;
-        uint8_t* payload;
-        uint32_t payload_len;
-        uint32_t ip_len;
-        SocketAddress src;
-        uint16_t port;  // ingress port index
-    };
+    // The latch policies (dataplane/src/latch/) reach the processor only
+    // through LatchContext.
+    friend class LatchContext;
+
     struct GatewayCache {
         MacAddr mac{};
         uint64_t valid_until = 0;  // TSC; 0 = look it up
@@ -125,9 +134,10 @@ class PacketProcessor {
                         uint64_t now);
     Verdict handle_udp(uint8_t* frame, uint8_t* ip, uint32_t total_len, uint16_t port,
                        uint8_t addr_index, uint64_t now);
-    Verdict handle_wireguard_handshake(Session& s, uint32_t slot, Datagram& d, int from,
-                                       uint64_t now);
-    Verdict handle_bind(Session& s, uint32_t slot, Datagram& d, int from, uint64_t now);
+    // A datagram on a session of latch policy `Policy` (a LatchRules type):
+    // data between confirmed endpoints is forwarded here, the rest is the policy's.
+    template <typename Policy>
+    Verdict on_session(Session& s, uint32_t slot, Datagram& d, int from, uint64_t now);
     // Accounts a packet from side `from` against the session's limits.
     bool within_limits(Session& s, int from, uint32_t bytes, uint64_t now);
     void latch(Session& s, int side, SocketAddress at, uint16_t port);
@@ -139,6 +149,9 @@ class PacketProcessor {
                     uint64_t now);
     // Turns a received frame around towards its L2 sender (replies).
     void reflect_ethernet(uint8_t* frame, uint16_t port);
+    // Turns a datagram around to its sender, in place (same size): addresses,
+    // ports, checksums, Ethernet.
+    Verdict reply_in_place(Datagram& d);
     const uint32_t* peek_index(const uint8_t* frame, uint32_t len, uint16_t port) const;
 
     SessionTable& sessions_;
@@ -154,6 +167,7 @@ class PacketProcessor {
     AddressSet own_addresses_;
     AddressSet martians_;
     crypto::Mac1 mac1_;
+    SourceRateLimiter handshake_sources_;  // per (source address, session), before MACs
     Gcra icmp_budget_;
     std::array<GatewayCache, kMaxPorts> gateway_cache_{};
     std::array<SlowPathEvent, kMaxEvents> events_{};

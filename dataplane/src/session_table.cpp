@@ -92,6 +92,13 @@ void SessionTable::update(uint32_t slot, const SessionUpdate& u, uint64_t tsc_hz
         s.side[i].allowed = u.allowed_source[i];
         s.side[i].allowed_port = u.allowed_port[i];
     }
+    for (int i = 0; i < 2; ++i) {
+        SideLatch& side = s.side[i];
+        Endpoint& ep = s.ep[i];
+        if (ep.latched && !side.expects({ep.ip, ep.port})) ep.latched = false;
+        for (Candidate& c : side.cand)
+            if (c.used() && !side.expects({c.ip, c.port})) c = Candidate{};
+    }
     SessionCold& c = cold_[slot];
     c.spec.limits = u.limits;
     c.spec.idle_timeout_s = u.idle_timeout_s;
@@ -132,8 +139,12 @@ SessionStats SessionTable::stats(uint32_t slot, uint64_t now, uint64_t tsc_hz) c
         SideStats& o = out.sides[i];
         o.latched = ep.latched;
         o.endpoint = {ep.ip, ep.port};
-        o.has_candidate = latch.has_candidate;
-        o.candidate = {latch.cand_ip, latch.cand_port};
+        // The most recent candidate.
+        const Candidate* latest = nullptr;
+        for (const Candidate& c : latch.cand)
+            if (c.used() && (!latest || c.seen > latest->seen)) latest = &c;
+        o.has_candidate = latest != nullptr;
+        if (latest) o.candidate = {latest->ip, latest->port};
         o.rx_packets = s.rx_packets[i];
         o.rx_bytes = s.rx_bytes[i];
         // Whatever one side sent through the relay, the other received.

@@ -15,11 +15,18 @@
 
 #include "rate_limiter.hpp"
 #include "relay/crypto/mac1.hpp"
+#include "relay/net.hpp"
 #include "relay/session.hpp"
 
 namespace relay::dp {
 
 constexpr uint32_t kNoSlot = 0xffffffffu;
+
+// WireGuard candidates per side, and how long one whose initiation was
+// forwarded holds its slot against other sources (WireGuard's REKEY_TIMEOUT:
+// the initiator tries again with a new initiation after that).
+constexpr uint32_t kCandidatesPerSide = 3;
+constexpr uint64_t kCandidateHoldMs = 5000;
 
 // A side's confirmed (latched) endpoint: the only address data is accepted
 // from and sent to.
@@ -30,24 +37,42 @@ struct Endpoint {
     bool on_link = false;  // reached directly, not through the gateway
 };
 
+// A WireGuard candidate: the source of a verified initiation, pending
+// confirmation by the other side's response to it.
+struct Candidate {
+    uint64_t seen = 0;  // TSC of its (latest) initiation, forwarded or not
+    Ipv4 ip = 0;        // 0 = free slot
+    uint16_t port = 0;
+    // Where its initiation was forwarded: only an answer from there can
+    // confirm it (a replayed response from elsewhere cannot).
+    uint16_t forwarded_port = 0;
+    Ipv4 forwarded_ip = 0;
+    uint32_t sender_index = 0;
+    bool forwarded = false;
+
+    bool used() const { return ip != 0; }
+    bool at(SocketAddress a) const { return ip == a.ip && port == a.port; }
+};
+
 // Latch bookkeeping of one side: read and written on handshakes and binds only.
 struct SideLatch {
-    // WireGuard candidate: the source of the last valid initiation, pending
-    // confirmation by the other side's response.
-    bool has_candidate = false;
-    Ipv4 cand_ip = 0;
-    uint16_t cand_port = 0;
-    uint32_t cand_sender_index = 0;
-    // Where the candidate's initiation was forwarded: only an answer from
-    // there can confirm it (a replayed response from elsewhere cannot).
-    bool cand_forwarded = false;
-    Ipv4 cand_forwarded_ip = 0;
-    uint16_t cand_forwarded_port = 0;
-    uint64_t bind_counter = 0;  // last accepted bind counter (bind policy)
+    std::array<Candidate, kCandidatesPerSide> cand{};
+    // Where control expects this side to send from (its registration): the
+    // prefix (len 0 = any) and the port (0 = any).  Handshakes and binds for
+    // this side from elsewhere are dropped before any MAC is computed.
     Ipv4Prefix allowed{};
-    uint16_t allowed_port = 0;  // 0 = any
+    uint16_t allowed_port = 0;
+    // The initiation that established the current latch (wireguard): a
+    // replay of it is refused as a candidate.
+    bool has_confirmed_index = false;
+    uint32_t confirmed_index = 0;
+    uint64_t bind_counter = 0;  // last accepted bind counter (bind policy)
     uint64_t latches = 0;
     uint64_t latch_refused = 0;
+
+    bool expects(SocketAddress a) const {
+        return allowed.contains(a.ip) && (allowed_port == 0 || allowed_port == a.port);
+    }
 };
 
 // Laid out by cache line, in the order a data packet needs them: line 0 is
@@ -74,8 +99,8 @@ struct alignas(64) Session {
     GcraLimit byte_limit;
     std::array<uint64_t, 2> packet_tat{};
     std::array<uint64_t, 2> byte_tat{};
-    // --- handshakes and binds ---
-    alignas(64) Gcra handshakes;  // budget for messages that cost a MAC check
+    // --- handshakes and binds (never read by data forwarding) ---
+    alignas(64) Gcra handshakes;  // budget for messages whose MAC verified
     uint64_t created = 0;         // TSC
     std::array<SideLatch, 2> side{};
 };
@@ -106,6 +131,9 @@ class SessionTable {
     // `slot`; installs it and its index entry.  Returns false when the
     // (address, port) is already taken.
     bool install(uint32_t slot, const SessionSpec& spec, uint64_t now, uint64_t tsc_hz);
+    // Applies `u`.  A side whose expected source moved away from its latched
+    // endpoint is unlatched (data stops until it latches again from inside),
+    // and candidates outside the new expectation are forgotten.
     void update(uint32_t slot, const SessionUpdate& u, uint64_t tsc_hz);
     void uninstall(uint32_t slot);
 

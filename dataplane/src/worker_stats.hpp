@@ -43,6 +43,7 @@ struct alignas(64) WorkerStats {
     Counter neighbour_held;  // forwarded, but held for a next hop not resolved yet
     Counter latches;         // side confirmations (first latch and roams)
     Counter latch_refused;   // handshakes/binds refused (bad MAC, source prefix, stale)
+    Counter mac_checks;      // handshake and bind MACs computed (mac1 or bind MAC)
     Counter handoffs;        // packets passed to the worker that owns their session
     Counter sessions_expired;
     Counter busy_cycles;   // TSC cycles spent on non-empty iterations
