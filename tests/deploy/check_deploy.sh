@@ -13,7 +13,6 @@ deploy=$root/deploy
 prom=$deploy/prometheus
 dashboard=$deploy/grafana/relay-dashboard.json
 metrics_cpp=$root/dataplane/src/metrics.cpp
-reasons_cpp=$root/dataplane/src/drop_reason.cpp
 reasons_hpp=$root/dataplane/src/drop_reason.hpp
 operations=$root/docs/OPERATIONS.md
 
@@ -116,13 +115,11 @@ fi
 exported=$(grep -o '"relay_dataplane_[a-z_]*"' "$metrics_cpp" | tr -d '"' | sort -u)
 used=$(grep -oh 'relay_dataplane_[a-z_]*' "$prom/alerts.yml" "$dashboard" | sort -u)
 check "alerts and dashboard use only exported metrics" all_present "$used" "$metrics_cpp" '"%s"'
-# The enumerators of DropReason, without none and count_ (the label is the name).
-reasons=$(awk '/enum class DropReason/ { on = 1; next } on && /^};/ { on = 0 }
-               on && match($0, /^ *[a-z_0-9]+[ ,=]/) { n = $1; sub(/[,=].*/, "", n); print n }' "$reasons_hpp" |
-    grep -vx -e none -e count_ | sort -u)
+# The drop reasons: the names of the X(...) entries of RELAY_DP_DROP_REASONS (the label is the name).
+reasons=$(grep -o '^ *X([a-z_0-9]*,' "$reasons_hpp" | sed 's/^ *X(\(.*\),/\1/' | sort -u)
 used_reasons=$(grep -o 'reason=~\?"[^"]*"' "$prom/alerts.yml" | sed 's/.*"\(.*\)"/\1/' | tr '|' '\n' |
     grep -v '[*.]' | sort -u)
-check "alerts use only existing drop reasons" all_present "$used_reasons" "$reasons_cpp" 'return "%s"'
+check "alerts use only existing drop reasons" all_present "$used_reasons" "$reasons_hpp" 'X(%s,'
 
 echo "== grafana"
 check "python3 -m json.tool relay-dashboard.json" python3 -m json.tool "$dashboard"
