@@ -57,7 +57,6 @@ void SessionService::tend() {
 
 template <typename F>
 bool SessionService::wait_until(F&& done) {
-    setup_.wait->begin();
     for (;;) {
         registry_.settle();
         if (done()) return true;
@@ -73,6 +72,7 @@ ipc::Response SessionService::busy(std::string message) {
 ipc::Response SessionService::handle(const ipc::Request& request) {
     // Late completions and expiries first, so that a request sees the latest state.
     tend();
+    setup_.wait->begin();  // one budget per request, however many waits it has
     ipc::Response r = std::visit(
         [this](const auto& body) -> ipc::Response {
             using T = std::decay_t<decltype(body)>;

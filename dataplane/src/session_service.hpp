@@ -24,9 +24,9 @@
 
 namespace relay::dp {
 
-// How the IPC thread waits for a worker: begin() when a request starts
-// waiting, then pause() between checks until it returns false (waited long
-// enough).  relay-dataplane uses TimedWait; tests step a fake worker instead.
+// How the IPC thread waits for a worker: begin() when a request arrives,
+// then pause() between checks until it returns false (the request waited
+// long enough, in all).  relay-dataplane uses TimedWait; tests step a fake worker instead.
 class WorkerWait {
   public:
     virtual ~WorkerWait() = default;
