@@ -49,6 +49,14 @@ std::optional<ProgramError> DataplaneLink::add_session(const SessionSpec& spec) 
     std::string error;
     auto r = call_idempotent(ipc::AddSessionRequest{spec}, error);
     if (!r) return ProgramError{true, ipc::Status::internal, error};
+    if (r->status == ipc::Status::busy) {
+        // Control reports the add as failed, so the data plane must not keep it either:
+        // the remove queues behind the install in the worker's order, and undoes it
+        // whenever the worker gets there.  Its answer does not matter (reconcile
+        // removes what is left).
+        std::string ignored;
+        call(ipc::RemoveSessionRequest{spec.id}, ignored);
+    }
     return refused(*r);
 }
 

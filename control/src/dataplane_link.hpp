@@ -5,8 +5,9 @@
 // A timed-out or `busy` add or remove proves neither failure nor success: the data
 // plane may still do it.  Both are idempotent by session id, so the link asks again
 // (once more) and goes by the answer: add -> ok; remove -> ok or not_found (gone).
-// What stays undecided is settled by control's reconcile, which compares the data
-// plane's sessions with its own by id both ways (ControlCore::reconcile).
+// An add still `busy` then is reported as failed and undone (a remove is queued behind
+// it).  What stays undecided is settled by control's reconcile, which compares the
+// data plane's sessions with its own by id both ways (ControlCore::reconcile).
 #pragma once
 
 #include <optional>
