@@ -700,6 +700,13 @@ void ControlCore::reconcile(const std::vector<SessionStats>& live, uint64_t now_
     for (const auto& [id, alloc] : allocations_)
         if (!present.count(id)) gone.push_back(id);
     for (uint64_t id : gone) release(id, "dataplane_expired");
+    // And the other way: a session the data plane holds that control does not know (an
+    // add whose answer was lost, a remove that did not get through) has nobody to
+    // release it.  Removed by id; a failure is tried again at the next reconcile.
+    for (const SessionStats& s : live) {
+        if (allocations_.count(s.spec.id)) continue;
+        if (!dataplane_.remove_session(s.spec.id)) metrics_.relay_release("orphan");
+    }
 }
 
 void ControlCore::set_draining(bool on) {

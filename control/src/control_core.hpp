@@ -101,7 +101,8 @@ class ControlCore {
     void adopt(const std::vector<SessionStats>& live, uint64_t now_ms);
     // The data plane restarted: program every session again.  Returns how many failed.
     size_t reprogram();
-    // Forget sessions the data plane no longer has (its idle timeout expired them).
+    // Compares by id with the data plane's sessions (after adopt()): forgets those it no
+    // longer has (its idle timeout expired them) and removes those control does not know.
     void reconcile(const std::vector<SessionStats>& live, uint64_t now_ms);
 
     void set_draining(bool on);

@@ -26,24 +26,45 @@ std::optional<ipc::Response> DataplaneLink::call(const ipc::RequestBody& body, s
     return std::move(*response);
 }
 
+std::optional<ipc::Response> DataplaneLink::call_idempotent(const ipc::RequestBody& body,
+                                                            std::string& error) {
+    std::optional<ipc::Response> r;
+    for (int attempt = 0; attempt < kAttempts; ++attempt) {
+        r = call(body, error);
+        if (r && r->status != ipc::Status::busy) break;
+    }
+    return r;
+}
+
 namespace {
 std::optional<ProgramError> refused(const ipc::Response& r) {
     if (r.status == ipc::Status::ok) return std::nullopt;
-    return ProgramError{false, r.status, std::string(ipc::to_string(r.status)) + ": " + r.error};
+    // Still `busy` after the retry: the data plane cannot do it now (a stalled worker).
+    return ProgramError{r.status == ipc::Status::busy, r.status,
+                        std::string(ipc::to_string(r.status)) + ": " + r.error};
 }
 }  // namespace
 
 std::optional<ProgramError> DataplaneLink::add_session(const SessionSpec& spec) {
     std::string error;
-    auto r = call(ipc::AddSessionRequest{spec}, error);
+    auto r = call_idempotent(ipc::AddSessionRequest{spec}, error);
     if (!r) return ProgramError{true, ipc::Status::internal, error};
+    if (r->status == ipc::Status::busy) {
+        // Control reports the add as failed, so the data plane must not keep it either:
+        // the remove queues behind the install in the worker's order, and undoes it
+        // whenever the worker gets there.  Its answer does not matter (reconcile
+        // removes what is left).
+        std::string ignored;
+        call(ipc::RemoveSessionRequest{spec.id}, ignored);
+    }
     return refused(*r);
 }
 
 std::optional<ProgramError> DataplaneLink::remove_session(uint64_t id) {
     std::string error;
-    auto r = call(ipc::RemoveSessionRequest{id}, error);
+    auto r = call_idempotent(ipc::RemoveSessionRequest{id}, error);
     if (!r) return ProgramError{true, ipc::Status::internal, error};
+    if (r->status == ipc::Status::not_found) return std::nullopt;  // gone: what was asked
     return refused(*r);
 }
 

@@ -28,8 +28,10 @@ struct DataplaneHealth {
 class SessionProgrammer {
   public:
     virtual ~SessionProgrammer() = default;
-    // Empty on success.
+    // Both are idempotent by session id (docs/PROTOCOL.md).  Empty on success: the
+    // session is installed (also when it already was, with this spec) ...
     virtual std::optional<ProgramError> add_session(const SessionSpec& spec) = 0;
+    // ... or gone (also when it was not there).
     virtual std::optional<ProgramError> remove_session(uint64_t id) = 0;
     // Every live session; std::nullopt when unavailable.
     virtual std::optional<std::vector<SessionStats>> list_sessions() = 0;

@@ -8,9 +8,11 @@
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
 
+#include <chrono>
 #include <cstdio>
 #include <random>
 #include <stdexcept>
+#include <thread>
 
 #include "dataplane_state.hpp"
 #include "metrics.hpp"
@@ -32,10 +34,10 @@ constexpr unsigned kServiceTxRingSize = 256;
 constexpr unsigned kHeldRingSize = 256;  // per worker: packets waiting for ARP, to the service
 constexpr unsigned kMaxExpiredRingSize = 65536;
 constexpr unsigned kMbufCache = 256;
-constexpr int kIpcPollMs = 5;
+constexpr int kIpcPollMs = 5;  // the IPC thread settles late completions at least this often
+constexpr auto kServicePeriod = std::chrono::milliseconds(1);  // ARP and held packets
 
 static_assert(sizeof(SlowPathEvent) % 4 == 0, "rte_ring element sizes are multiples of 4");
-static_assert(sizeof(ExpiredSession) % 4 == 0, "rte_ring element sizes are multiples of 4");
 
 // EAL can be initialised once per process; this owns that once.
 class Eal {
@@ -78,6 +80,7 @@ struct Dataplane::Impl {
     Eal eal;
     DataplaneState state;
     std::vector<std::unique_ptr<Worker>> workers;
+    std::unique_ptr<TimedWait> worker_wait;
     std::unique_ptr<SessionService> sessions;
     std::unique_ptr<NeighbourService> neighbours;
     std::shared_ptr<DataplaneCollector> collector;
@@ -85,9 +88,16 @@ struct Dataplane::Impl {
     std::unique_ptr<ipc::SeqpacketServer> ipc_server;
     bool ports_started = false;
     bool workers_launched = false;
+    // The IPC thread: control's socket and the session registry, apart from
+    // the service thread, so that a stalled worker or a slow client cannot
+    // delay ARP and held packets, nor ARP work delay control.
+    std::thread ipc_thread;
+    std::atomic<bool> ipc_stop{false};
+    std::atomic<bool> ipc_failed{false};
 
     explicit Impl(const Config& c) : config(c), eal(c.dataplane) {}
     ~Impl() {
+        stop_ipc();
         stop_workers();
         if (ports_started) stop_ports(state);
         // Held packets go back to the pool before it is freed.
@@ -113,6 +123,26 @@ struct Dataplane::Impl {
             rte_ring_free(r.held);
         }
         if (state.pool) rte_mempool_free(state.pool);
+    }
+    void serve_ipc() {
+        auto dispatch = [&](const ipc::Request& r) { return sessions->handle(r); };
+        auto handler = [&](std::span<const uint8_t> in) {
+            return ipc::handle_datagram(in, dispatch);
+        };
+        try {
+            while (!ipc_stop.load()) {
+                ipc_server->poll_once(kIpcPollMs, handler);
+                sessions->tend();
+            }
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "relay-dataplane: control socket failed: %s\n", e.what());
+            ipc_failed.store(true);
+        }
+    }
+    void stop_ipc() {
+        if (!ipc_thread.joinable()) return;
+        ipc_stop.store(true);
+        ipc_thread.join();
     }
     void stop_workers() {
         if (!workers_launched) return;
@@ -157,6 +187,8 @@ Dataplane::Dataplane(const Config& config) : impl_(std::make_unique<Impl>(config
     st.sessions = std::make_unique<SessionTable>(dp.max_sessions, addresses);
     st.neighbours = std::make_unique<NeighbourTable>(4096);
     st.stats = std::make_unique<WorkerStats[]>(workers);
+    // Alive from the start: a worker that never comes round its loop ages from here.
+    for (unsigned w = 0; w < workers; ++w) st.stats[w].heartbeat_tsc.set(rte_rdtsc());
     for (unsigned w = 0; w < workers; ++w) {
         const std::string n = std::to_string(w);
         WorkerRings r;
@@ -179,7 +211,17 @@ Dataplane::Dataplane(const Config& config) : impl_(std::make_unique<Impl>(config
 
     std::random_device rd;
     const uint64_t instance_id = (uint64_t{rd()} << 32) | rd();
-    impl_->sessions = std::make_unique<SessionService>(st, instance_id);
+    impl_->worker_wait = std::make_unique<TimedWait>(std::chrono::milliseconds(ipc::kWorkerWaitMs));
+    std::vector<CommandRings::Worker> command_rings;
+    for (const WorkerRings& r : st.rings) command_rings.push_back({r.commands, r.expired});
+    SessionService::Setup setup;
+    setup.table = st.sessions.get();
+    setup.shard_map = st.shard_map.data();
+    setup.ports = static_cast<unsigned>(st.ports.size());
+    setup.instance_id = instance_id;
+    setup.wait = impl_->worker_wait.get();
+    setup.stats = &st.ipc;
+    impl_->sessions = std::make_unique<SessionService>(setup, CommandRings(command_rings));
     impl_->neighbours = std::make_unique<NeighbourService>(st);
     impl_->collector = std::make_shared<DataplaneCollector>(st, config.node.name);
     impl_->metrics = std::make_unique<MetricsServer>(dp.metrics_listen, impl_->collector);
@@ -217,18 +259,18 @@ int Dataplane::run(const std::atomic<bool>& stop_requested) {
                 im.ipc_server->path().c_str());
     std::fflush(stdout);
 
+    im.ipc_thread = std::thread([&im] { im.serve_ipc(); });
     im.neighbours->announce(rte_rdtsc());
-    auto dispatch = [&](const ipc::Request& r) { return im.sessions->handle(r); };
-    auto handler = [&](std::span<const uint8_t> in) { return ipc::handle_datagram(in, dispatch); };
-    while (!stop_requested.load()) {
-        im.ipc_server->poll_once(kIpcPollMs, handler);
+    // The service thread: ARP and held packets only.
+    while (!stop_requested.load() && !im.ipc_failed.load()) {
         im.neighbours->run_once(rte_rdtsc());
-        im.sessions->drain_expired();
+        std::this_thread::sleep_for(kServicePeriod);
     }
     std::printf("relay-dataplane: stopping\n");
     std::fflush(stdout);
+    im.stop_ipc();
     im.stop_workers();
-    return 0;
+    return im.ipc_failed.load() ? 1 : 0;
 }
 
 }  // namespace relay::dp

@@ -1,10 +1,18 @@
 // Everything the threads of relay-dataplane share, created once at start.
+// The threads: one worker per configured lcore; the service thread (the EAL
+// main lcore: ARP, held packets); the IPC thread (a plain thread: control's
+// socket, the session registry); the metrics thread (prometheus-cpp's HTTP).
 // Who writes what is the point of this file:
-//   sessions     slots allocated/freed by the IPC thread; contents by owner workers
+//   sessions     slots allocated/freed by the IPC thread (SessionRegistry);
+//                contents and index entries by the owning worker
 //   neighbours   written by the service thread; read by workers
-//   stats[w]     written by worker w; read by the metrics exporter
-//   rings        single producer / single consumer each, except handoff (multi-producer)
+//   stats[w]     written by worker w (counters and heartbeat); read by metrics
+//   ipc          written by the IPC thread; read by metrics
+//   rings        single producer / single consumer each, except handoff (multi-producer):
+//                commands: IPC thread -> worker   expired: worker -> IPC thread
+//                events, held: worker -> service thread   service_tx: service -> worker 0
 //   service counters (arp_ignored, held_*, service_drops)  written by the service thread
+//   stop         set by the main thread at shutdown; read by every loop
 #pragma once
 
 #include <rte_mempool.h>
@@ -18,6 +26,7 @@
 
 #include "neighbour_table.hpp"
 #include "packet_processor.hpp"
+#include "session_service.hpp"
 #include "session_table.hpp"
 #include "worker_stats.hpp"
 
@@ -59,7 +68,7 @@ struct DataplaneState {
     std::unique_ptr<WorkerStats[]> stats;  // one per worker
     rte_mempool* pool = nullptr;
     std::atomic<bool> stop{false};
-    std::atomic<uint32_t> session_count{0};
+    IpcStats ipc;         // IPC thread
     Counter arp_ignored;  // ARP answers nobody asked for (service thread)
     Counter held_sent;    // held packets sent once their next hop was learnt (service thread)
     // Drops counted by the service thread (held packets it gave up on), added

@@ -1,5 +1,6 @@
 #include "metrics.hpp"
 
+#include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_mempool.h>
 
@@ -147,9 +148,21 @@ std::vector<MetricFamily> DataplaneCollector::Collect() const {
     out.push_back(std::move(held_sent));
 
     auto sessions =
-        family("relay_dataplane_sessions", "Relay sessions installed.", MetricType::Gauge);
-    add_sample(sessions, state_.session_count.load(std::memory_order_relaxed));
+        family("relay_dataplane_sessions",
+               "Relay sessions installed (or being installed or removed).", MetricType::Gauge);
+    add_sample(sessions, state_.ipc.sessions.load(std::memory_order_relaxed));
     out.push_back(std::move(sessions));
+    auto in_flight =
+        family("relay_dataplane_session_commands_in_flight",
+               "Session commands posted to workers and not yet done by them.", MetricType::Gauge);
+    add_sample(in_flight, state_.ipc.commands_in_flight.load(std::memory_order_relaxed));
+    out.push_back(std::move(in_flight));
+    auto ipc_busy = family("relay_dataplane_ipc_busy_total",
+                           "Control requests answered busy: a worker had not done the change "
+                           "within the wait (it still happens).",
+                           MetricType::Counter);
+    add_sample(ipc_busy, static_cast<double>(state_.ipc.busy_replies.get()));
+    out.push_back(std::move(ipc_busy));
     auto capacity =
         family("relay_dataplane_sessions_capacity", "Session table capacity.", MetricType::Gauge);
     add_sample(capacity, state_.sessions->capacity());
@@ -173,6 +186,11 @@ std::vector<MetricFamily> DataplaneCollector::Collect() const {
                "TSC cycles a worker spent on iterations that found work.", MetricType::Counter);
     auto total_cycles = family("relay_dataplane_lcore_cycles_total",
                                "TSC cycles of a worker's loop.", MetricType::Counter);
+    auto poll_age = family("relay_dataplane_worker_last_poll_age_seconds",
+                           "Seconds since the worker last came round its poll loop (at most "
+                           "idle_sleep_max_us plus one iteration while it lives).",
+                           MetricType::Gauge);
+    const uint64_t now = rte_rdtsc();
     for (unsigned w = 0; w < workers; ++w) {
         std::vector<ClientMetric::Label> lcore{{"lcore", std::to_string(state_.worker_lcores[w])}};
         const double b = static_cast<double>(state_.stats[w].busy_cycles.get());
@@ -180,10 +198,15 @@ std::vector<MetricFamily> DataplaneCollector::Collect() const {
         add_sample(busy, t > 0 ? b / t : 0.0, lcore);
         add_sample(busy_cycles, b, lcore);
         add_sample(total_cycles, t, lcore);
+        const uint64_t beat = state_.stats[w].heartbeat_tsc.get();
+        // TSCs of different cores may differ by a little: never a negative age.
+        const double age = now > beat ? static_cast<double>(now - beat) / state_.tsc_hz : 0.0;
+        add_sample(poll_age, age, lcore);
     }
     out.push_back(std::move(busy));
     out.push_back(std::move(busy_cycles));
     out.push_back(std::move(total_cycles));
+    out.push_back(std::move(poll_age));
 
     auto info = family("relay_dataplane_info", "Always 1; labels describe this data plane.",
                        MetricType::Gauge);

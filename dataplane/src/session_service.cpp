@@ -1,16 +1,16 @@
 #include "session_service.hpp"
 
-#include <rte_ring.h>
-
+#include <map>
+#include <string>
 #include <thread>
 
 namespace relay::dp {
 
 using ipc::Status;
+using Phase = SessionRegistry::Phase;
+using Posted = SessionRegistry::Posted;
 
 namespace {
-
-constexpr auto kWorkerTimeout = std::chrono::seconds(2);
 
 ipc::Response error(Status status, std::string message) {
     ipc::Response r;
@@ -25,58 +25,55 @@ ipc::Response ok(ipc::ResponseBody body = ipc::EmptyReply{}) {
     return r;
 }
 
+std::string session(uint64_t id) {
+    return "session " + std::to_string(id);
+}
+
 }  // namespace
 
-SessionService::SessionService(DataplaneState& state, uint64_t instance_id)
-    : state_(state), instance_id_(instance_id), started_(std::chrono::steady_clock::now()) {}
+void TimedWait::begin() {
+    deadline_ = std::chrono::steady_clock::now() + budget_;
+}
 
-bool SessionService::execute(uint8_t worker, const SessionCommandRef& command, Status& failure) {
-    auto* ref = new SessionCommandRef(command);  // owned by the ring until the worker deletes it
-    if (rte_ring_sp_enqueue(state_.rings[worker].commands, ref) != 0) {
-        delete ref;
-        failure = Status::busy;
-        return false;
-    }
-    const auto deadline = std::chrono::steady_clock::now() + kWorkerTimeout;
+bool TimedWait::pause() {
+    if (std::chrono::steady_clock::now() >= deadline_) return false;
+    std::this_thread::sleep_for(std::chrono::microseconds(20));
+    return true;
+}
+
+SessionService::SessionService(const Setup& setup, CommandRings rings)
+    : setup_(setup),
+      rings_(std::move(rings)),
+      registry_(*setup.table, setup.shard_map, rings_),
+      started_(std::chrono::steady_clock::now()) {}
+
+void SessionService::tend() {
+    registry_.settle();
+    setup_.stats->sessions.store(static_cast<uint32_t>(registry_.size()),
+                                 std::memory_order_relaxed);
+    setup_.stats->commands_in_flight.store(static_cast<uint32_t>(registry_.commands_in_flight()),
+                                           std::memory_order_relaxed);
+}
+
+template <typename F>
+bool SessionService::wait_until(F&& done) {
     for (;;) {
-        auto s = command->state.load(std::memory_order_acquire);
-        if (s == SessionCommand::State::done) return true;
-        if (s == SessionCommand::State::failed) {
-            failure = Status::internal;
-            return false;
-        }
-        if (std::chrono::steady_clock::now() > deadline) {
-            failure = Status::busy;
-            return false;
-        }
-        std::this_thread::sleep_for(std::chrono::microseconds(20));
+        registry_.settle();
+        if (done()) return true;
+        if (!setup_.wait->pause()) return false;
     }
 }
 
-void SessionService::forget(uint64_t id) {
-    auto it = sessions_.find(id);
-    if (it == sessions_.end()) return;
-    const SessionSpec& spec = state_.sessions->cold(it->second.slot).spec;
-    endpoints_in_use_.erase({spec.relay_ip, spec.relay_port});
-    state_.sessions->free_slot(it->second.slot);
-    sessions_.erase(it);
-    state_.session_count.store(static_cast<uint32_t>(sessions_.size()), std::memory_order_relaxed);
-}
-
-void SessionService::drain_expired() {
-    ExpiredSession expired[64];
-    for (const WorkerRings& rings : state_.rings) {
-        unsigned n;
-        while ((n = rte_ring_sc_dequeue_burst_elem(rings.expired, expired, sizeof(ExpiredSession),
-                                                   64, nullptr)) > 0)
-            for (unsigned i = 0; i < n; ++i) forget(expired[i].id);
-    }
+ipc::Response SessionService::busy(std::string message) {
+    setup_.stats->busy_replies.add();
+    return error(Status::busy, std::move(message));
 }
 
 ipc::Response SessionService::handle(const ipc::Request& request) {
-    // Expiries first, so that a request never sees a session a worker already removed.
-    drain_expired();
-    return std::visit(
+    // Late completions and expiries first, so that a request sees the latest state.
+    tend();
+    setup_.wait->begin();  // one budget per request, however many waits it has
+    ipc::Response r = std::visit(
         [this](const auto& body) -> ipc::Response {
             using T = std::decay_t<decltype(body)>;
             if constexpr (std::is_same_v<T, ipc::HealthRequest>)
@@ -93,134 +90,153 @@ ipc::Response SessionService::handle(const ipc::Request& request) {
                 return list(body);
         },
         request.body);
+    tend();
+    return r;
 }
 
 ipc::Response SessionService::health() const {
     ipc::HealthReply h;
-    h.instance_id = instance_id_;
+    h.instance_id = setup_.instance_id;
     h.uptime_ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                             std::chrono::steady_clock::now() - started_)
                                             .count());
-    h.workers = state_.workers();
-    h.ports = static_cast<uint32_t>(state_.ports.size());
-    h.sessions = static_cast<uint32_t>(sessions_.size());
-    h.max_sessions = state_.sessions->capacity();
-    h.relay_addresses = state_.sessions->relay_addresses();
+    h.workers = rings_.workers();
+    h.ports = setup_.ports;
+    h.sessions = static_cast<uint32_t>(registry_.size());
+    h.max_sessions = setup_.table->capacity();
+    h.relay_addresses = setup_.table->relay_addresses();
     return ok(h);
 }
 
 ipc::Response SessionService::add(const SessionSpec& spec) {
-    if (state_.sessions->address_index(spec.relay_ip) < 0)
+    if (setup_.table->address_index(spec.relay_ip) < 0)
         return error(Status::unknown_address, "relay_ip " + format_ipv4(spec.relay_ip) +
                                                   " is not an address of this data plane");
     if (spec.policy == LatchPolicy::wireguard &&
         spec.sides[0].public_key == spec.sides[1].public_key)
         return error(Status::invalid_argument, "sides[0] and sides[1] have the same public key");
-    if (sessions_.count(spec.id))
-        return error(Status::exists, "session id " + std::to_string(spec.id) + " exists");
-    if (endpoints_in_use_.count({spec.relay_ip, spec.relay_port}))
-        return error(Status::exists, "relay endpoint " +
-                                         format_socket_address({spec.relay_ip, spec.relay_port}) +
-                                         " is in use");
-    const uint32_t slot = state_.sessions->allocate_slot();
-    if (slot == kNoSlot)
-        return error(Status::table_full,
-                     "session table full (" + std::to_string(state_.sessions->capacity()) + ")");
-    auto cmd = std::make_shared<SessionCommand>();
-    cmd->kind = SessionCommand::Kind::install;
-    cmd->slot = slot;
-    cmd->spec = spec;
-    const uint8_t worker = owner_of(spec.relay_port);
-    Status failure = Status::internal;
-    if (!execute(worker, cmd, failure)) {
-        // A timed-out install may still happen later; keep the slot reserved
-        // rather than hand it out twice.
-        if (failure != Status::busy) state_.sessions->free_slot(slot);
-        return error(failure, failure == Status::busy ? "worker did not answer" : "install failed");
+    // A removal in the way (of this id, or of the session on this endpoint)
+    // is waited for like our own command: control's add right after its
+    // remove then usually succeeds at once.
+    uint64_t in_the_way = 0;
+    if (const auto* e = registry_.find(spec.id); e && e->phase == Phase::removing)
+        in_the_way = spec.id;
+    else if (const uint64_t h = registry_.holder_of(spec.relay_ip, spec.relay_port);
+             h && registry_.find(h)->phase == Phase::removing)
+        in_the_way = h;
+    if (in_the_way && !wait_until([&] { return registry_.find(in_the_way) == nullptr; }))
+        return busy(session(in_the_way) + ", in the way of " + session(spec.id) +
+                    ", is still being removed; retry");
+    if (const auto* e = registry_.find(spec.id)) {
+        if (!(e->spec == spec))
+            return error(Status::exists, session(spec.id) + " exists with another spec");
+        // The same add again (control retrying): wait for the first one below.
+    } else {
+        const SocketAddress endpoint{spec.relay_ip, spec.relay_port};
+        if (const uint64_t holder = registry_.holder_of(spec.relay_ip, spec.relay_port))
+            return error(Status::exists, "relay endpoint " + format_socket_address(endpoint) +
+                                             " is in use by " + session(holder));
+        switch (registry_.install(spec)) {
+            case Posted::ok:
+                break;
+            case Posted::table_full:
+                return error(
+                    Status::table_full,
+                    "session table full (" + std::to_string(setup_.table->capacity()) + ")");
+            case Posted::queue_full:
+                return busy("worker's command queue is full");
+        }
     }
-    sessions_[spec.id] = {slot, worker};
-    endpoints_in_use_.insert({spec.relay_ip, spec.relay_port});
-    state_.session_count.store(static_cast<uint32_t>(sessions_.size()), std::memory_order_relaxed);
+    wait_until([&] {
+        const auto* e = registry_.find(spec.id);
+        return !e || e->phase != Phase::installing;
+    });
+    const auto* e = registry_.find(spec.id);
+    if (!e) return error(Status::internal, "the worker could not install " + session(spec.id));
+    if (e->phase == Phase::installing)
+        return busy("worker has not installed " + session(spec.id) + " yet; retry");
     return ok();
 }
 
 ipc::Response SessionService::update(const SessionUpdate& u) {
-    auto it = sessions_.find(u.id);
-    if (it == sessions_.end())
-        return error(Status::not_found, "no session " + std::to_string(u.id));
-    auto cmd = std::make_shared<SessionCommand>();
-    cmd->kind = SessionCommand::Kind::update;
-    cmd->slot = it->second.slot;
-    cmd->id = u.id;
-    cmd->update = u;
-    Status failure = Status::internal;
-    if (!execute(it->second.worker, cmd, failure)) {
-        drain_expired();
-        if (!sessions_.count(u.id))
-            return error(Status::not_found, "session " + std::to_string(u.id) + " expired");
-        return error(failure, "update failed");
-    }
+    const auto* e = registry_.find(u.id);
+    if (!e || e->phase == Phase::removing) return error(Status::not_found, "no " + session(u.id));
+    // The same values again (control retrying) post nothing: it only waits for
+    // whatever of this session is still in flight.
+    if (!(SessionRegistry::with_update(e->spec, u) == e->spec) &&
+        registry_.update(u) == Posted::queue_full)
+        return busy("worker's command queue is full");
+    wait_until([&] {
+        const auto* now = registry_.find(u.id);
+        return !now || now->pending == 0;
+    });
+    e = registry_.find(u.id);
+    if (!e) return error(Status::not_found, session(u.id) + " expired");
+    if (e->pending != 0) return busy("worker has not applied the update yet; retry");
     return ok();
 }
 
 ipc::Response SessionService::remove(uint64_t id) {
-    auto it = sessions_.find(id);
-    if (it == sessions_.end()) return error(Status::not_found, "no session " + std::to_string(id));
-    auto cmd = std::make_shared<SessionCommand>();
-    cmd->kind = SessionCommand::Kind::uninstall;
-    cmd->slot = it->second.slot;
-    cmd->id = id;
-    Status failure = Status::internal;
-    if (execute(it->second.worker, cmd, failure)) {
-        forget(id);
-        return ok();
-    }
-    if (failure == Status::busy) return error(Status::busy, "worker did not answer");
-    // The worker had already expired it; its notice frees the slot.
-    drain_expired();
+    const auto* e = registry_.find(id);
+    if (!e) return error(Status::not_found, "no " + session(id));
+    if (e->phase != Phase::removing && registry_.uninstall(id) == Posted::queue_full)
+        return busy("worker's command queue is full");
+    if (!wait_until([&] { return registry_.find(id) == nullptr; }))
+        return busy("worker has not removed " + session(id) + " yet; it will; retry");
     return ok();
 }
 
 ipc::Response SessionService::get(uint64_t id) {
-    auto it = sessions_.find(id);
-    if (it == sessions_.end()) return error(Status::not_found, "no session " + std::to_string(id));
-    auto cmd = std::make_shared<SessionCommand>();
-    cmd->kind = SessionCommand::Kind::snapshot;
-    cmd->snapshot_slots = {it->second.slot};
-    Status failure = Status::internal;
-    if (!execute(it->second.worker, cmd, failure)) return error(failure, "worker did not answer");
+    const auto* e = registry_.find(id);
+    if (!e || e->phase == Phase::removing) return error(Status::not_found, "no " + session(id));
+    // Behind a pending install in the worker's queue, so it sees the result.
+    SessionCommandRef cmd = registry_.snapshot(e->worker, {e->slot});
+    if (!cmd) return busy("worker's command queue is full");
+    if (!wait_until([&] { return cmd->finished(); }))
+        return busy("worker did not answer in time; retry");
     if (cmd->snapshot.empty() || cmd->snapshot[0].spec.id != id)
-        return error(Status::not_found, "session " + std::to_string(id) + " expired");
+        return error(Status::not_found, session(id) + " expired");
     return ok(ipc::SessionReply{cmd->snapshot[0]});
 }
 
 ipc::Response SessionService::list(const ipc::ListSessionsRequest& r) {
     // Collect the page, then ask each worker for its share in one command.
-    std::vector<std::vector<std::pair<uint64_t, uint32_t>>> per_worker(state_.workers());
+    std::vector<std::vector<std::pair<uint64_t, uint32_t>>> per_worker(rings_.workers());
     std::vector<uint64_t> order;
-    auto it = sessions_.upper_bound(r.after_id);
-    for (; it != sessions_.end() && order.size() < r.max_count; ++it) {
+    const auto& entries = registry_.entries();
+    auto it = entries.upper_bound(r.after_id);
+    for (; it != entries.end() && order.size() < r.max_count; ++it) {
+        if (it->second.phase == Phase::removing) continue;  // gone as far as control is concerned
         per_worker[it->second.worker].push_back({it->first, it->second.slot});
         order.push_back(it->first);
     }
-    const bool more = it != sessions_.end();
-    std::map<uint64_t, SessionStats> found;
+    bool more = false;
+    for (; it != entries.end() && !more; ++it) more = it->second.phase != Phase::removing;
+    std::vector<SessionCommandRef> cmds(per_worker.size());
     for (unsigned w = 0; w < per_worker.size(); ++w) {
         if (per_worker[w].empty()) continue;
-        auto cmd = std::make_shared<SessionCommand>();
-        cmd->kind = SessionCommand::Kind::snapshot;
-        for (auto& [id, slot] : per_worker[w]) cmd->snapshot_slots.push_back(slot);
-        Status failure = Status::internal;
-        if (!execute(static_cast<uint8_t>(w), cmd, failure))
-            return error(failure, "worker did not answer");
-        for (size_t i = 0; i < cmd->snapshot.size(); ++i)
-            if (cmd->snapshot[i].spec.id == per_worker[w][i].first)
-                found[per_worker[w][i].first] = cmd->snapshot[i];
+        std::vector<uint32_t> slots;
+        for (const auto& [id, slot] : per_worker[w]) slots.push_back(slot);
+        cmds[w] = registry_.snapshot(static_cast<uint8_t>(w), std::move(slots));
+        if (!cmds[w]) return busy("worker " + std::to_string(w) + "'s command queue is full");
+    }
+    const bool answered = wait_until([&] {
+        for (const auto& c : cmds)
+            if (c && !c->finished()) return false;
+        return true;
+    });
+    if (!answered) return busy("a worker did not answer in time; retry");
+    std::map<uint64_t, const SessionStats*> found;
+    for (unsigned w = 0; w < per_worker.size(); ++w) {
+        if (!cmds[w]) continue;
+        for (size_t i = 0; i < cmds[w]->snapshot.size(); ++i)
+            if (cmds[w]->snapshot[i].spec.id == per_worker[w][i].first)
+                found[per_worker[w][i].first] = &cmds[w]->snapshot[i];
     }
     ipc::ListSessionsReply reply;
     reply.more = more;
     for (uint64_t id : order)
-        if (auto f = found.find(id); f != found.end()) reply.sessions.push_back(f->second);
+        if (auto f = found.find(id); f != found.end()) reply.sessions.push_back(*f->second);
     return ok(reply);
 }
 

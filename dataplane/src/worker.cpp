@@ -160,40 +160,8 @@ unsigned Worker::send_service_frames() {
 }
 
 unsigned Worker::apply_commands(uint64_t now) {
-    void* items[kCommandsPerIteration];
-    const unsigned n =
-        rte_ring_sc_dequeue_burst(rings_.commands, items, kCommandsPerIteration, nullptr);
-    SessionTable& table = *state_.sessions;
-    for (unsigned i = 0; i < n; ++i) {
-        std::unique_ptr<SessionCommandRef> ref(static_cast<SessionCommandRef*>(items[i]));
-        SessionCommand& c = **ref;
-        bool ok = true;
-        switch (c.kind) {
-            case SessionCommand::Kind::install:
-                ok = table.install(c.slot, c.spec, now, state_.tsc_hz);
-                break;
-            case SessionCommand::Kind::update:
-                ok = table.at(c.slot).id == c.id;
-                if (ok) table.update(c.slot, c.update, state_.tsc_hz);
-                break;
-            case SessionCommand::Kind::uninstall:
-                ok = table.at(c.slot).id == c.id;
-                if (ok) table.uninstall(c.slot);
-                break;
-            case SessionCommand::Kind::snapshot:
-                c.snapshot.clear();
-                c.snapshot.reserve(c.snapshot_slots.size());
-                for (uint32_t slot : c.snapshot_slots) {
-                    SessionStats s = table.stats(slot, now, state_.tsc_hz);
-                    if (table.at(slot).id == 0) s.spec.id = 0;  // gone meanwhile
-                    c.snapshot.push_back(s);
-                }
-                break;
-        }
-        c.state.store(ok ? SessionCommand::State::done : SessionCommand::State::failed,
-                      std::memory_order_release);
-    }
-    return n;
+    return apply_session_commands(rings_.commands, *state_.sessions, now, state_.tsc_hz,
+                                  kCommandsPerIteration);
 }
 
 void Worker::push_events() {
@@ -222,6 +190,7 @@ void Worker::idle_backoff(bool did_work) {
 int Worker::run() {
     const uint64_t expiry_period = state_.tsc_hz / 1000;
     uint64_t last = rte_rdtsc();
+    stats_.heartbeat_tsc.set(last);
     while (!state_.stop.load(std::memory_order_relaxed)) {
         unsigned work = 0;
         for (unsigned p = 0; p < state_.ports.size(); ++p) work += poll_port(p);
@@ -238,11 +207,11 @@ int Worker::run() {
             const uint32_t room = rte_ring_free_count(rings_.expired);
             const uint32_t budget = room < kExpiryScanBudget ? room : kExpiryScanBudget;
             processor_->expire_idle(now, budget, [&](uint32_t slot, uint64_t id) {
-                ExpiredSession e{id, slot, 0};
-                rte_ring_sp_enqueue_elem(rings_.expired, &e, sizeof e);
+                notify_expired(rings_.expired, id, slot);
             });
         }
         const uint64_t end = rte_rdtsc();
+        stats_.heartbeat_tsc.set(end);
         stats_.total_cycles.add(end - last);
         if (work) stats_.busy_cycles.add(end - last);
         last = end;

@@ -19,6 +19,7 @@ class Counter {
     void add(uint64_t n = 1) {
         v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
     }
+    void set(uint64_t v) { v_.store(v, std::memory_order_relaxed); }
     uint64_t get() const { return v_.load(std::memory_order_relaxed); }
 
   private:
@@ -48,6 +49,11 @@ struct alignas(64) WorkerStats {
     Counter sessions_expired;
     Counter busy_cycles;   // TSC cycles spent on non-empty iterations
     Counter total_cycles;  // TSC cycles of the loop in all
+    // The TSC at the end of the worker's last loop iteration (set(), not
+    // add()): its age is how long the worker has not come round its loop.
+    // An idle worker sleeps at most idle_sleep_max_us per iteration, so a
+    // live one is never older than that plus one iteration.
+    Counter heartbeat_tsc;
 };
 
 }  // namespace relay::dp

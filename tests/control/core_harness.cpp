@@ -72,20 +72,26 @@ std::optional<ProgramError> FakeDataplane::add_session(const SessionSpec& spec) 
     ++add_calls;
     if (unavailable) return ProgramError{true, ipc::Status::internal, "data plane unreachable"};
     if (refuse_adds) return ProgramError{false, *refuse_adds, "refused by the test"};
-    if (sessions.count(spec.id)) return ProgramError{false, ipc::Status::exists, "session exists"};
+    // Idempotent by id, as relay-dataplane's add is.
+    if (auto it = sessions.find(spec.id); it != sessions.end())
+        return it->second == spec
+                   ? std::nullopt
+                   : std::optional(ProgramError{false, ipc::Status::exists, "session exists"});
     for (const auto& [id, s] : sessions) {
         if (s.relay_ip == spec.relay_ip && s.relay_port == spec.relay_port)
             return ProgramError{false, ipc::Status::exists, "relay port in use"};
     }
     sessions.emplace(spec.id, spec);
     added.push_back(spec);
+    // A stalled worker: the session is installed, but the answer says `busy`.
+    if (late_adds) return ProgramError{true, ipc::Status::busy, "worker did not answer in time"};
     return std::nullopt;
 }
 
 std::optional<ProgramError> FakeDataplane::remove_session(uint64_t id) {
     ++remove_calls;
     if (unavailable) return ProgramError{true, ipc::Status::internal, "data plane unreachable"};
-    if (!sessions.erase(id)) return ProgramError{false, ipc::Status::not_found, "no such session"};
+    if (!sessions.erase(id)) return std::nullopt;  // gone already: what was asked
     removed.push_back(id);
     return std::nullopt;
 }

@@ -50,6 +50,8 @@ NetworkSecret secret_of(const std::string& network, uint8_t id);
 Config make_config(const PublicKey& listed_agent);
 
 // A SessionProgrammer in memory: records what control asked for and can be told to fail.
+// Idempotent by id like the real one: the same add again succeeds, and removing a
+// session that is not there succeeds (it is gone).
 class FakeDataplane : public SessionProgrammer {
   public:
     std::optional<ProgramError> add_session(const SessionSpec& spec) override;
@@ -68,6 +70,7 @@ class FakeDataplane : public SessionProgrammer {
     size_t remove_calls = 0;
     bool unavailable = false;                // every call fails as unreachable
     std::optional<ipc::Status> refuse_adds;  // add_session refuses with this status
+    bool late_adds = false;  // add_session installs, but answers `busy` (a late worker)
     uint64_t instance_id = 1;
     std::vector<Ipv4> relay_addresses = {kRelayAddress};
 };

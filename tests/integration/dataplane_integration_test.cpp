@@ -1055,7 +1055,8 @@ TEST_F(DataplaneIntegration, FirstPacketToAnUnresolvedOnLinkPeerArrives) {
 TEST_F(DataplaneIntegration, RefusesBadRequestsAndChangesNothing) {
     constexpr uint64_t kSessionId = 3001;
     constexpr uint16_t kRelayPort = 40002;
-    ScopedSession session(dp(), bind_session(kSessionId, kRelayPort, random_secret()));
+    const SessionSpec spec = bind_session(kSessionId, kRelayPort, random_secret());
+    ScopedSession session(dp(), spec);
 
     // Health describes this data plane.
     ipc::Response r = call(dp(), ipc::HealthRequest{});
@@ -1076,6 +1077,13 @@ TEST_F(DataplaneIntegration, RefusesBadRequestsAndChangesNothing) {
 
     r = call(dp(), ipc::AddSessionRequest{bind_session(kSessionId, 40004, random_secret())});
     EXPECT_EQ(r.status, ipc::Status::exists) << "duplicate id: " << describe(r);
+
+    // The same add again (control retrying after a timeout) is the same session: ok.
+    r = call(dp(), ipc::AddSessionRequest{spec});
+    EXPECT_EQ(r.status, ipc::Status::ok) << "idempotent add: " << describe(r);
+    // Removing an id that is not there: not_found, which a client takes as done.
+    r = call(dp(), ipc::RemoveSessionRequest{kSessionId + 999});
+    EXPECT_EQ(r.status, ipc::Status::not_found) << describe(r);
 
     r = call(dp(), ipc::AddSessionRequest{bind_session(3003, kRelayPort, random_secret())});
     EXPECT_EQ(r.status, ipc::Status::exists) << "duplicate relay endpoint: " << describe(r);
@@ -1179,6 +1187,10 @@ TEST_F(DataplaneIntegration, MetricsAreValidAndMatchWhatWasSent) {
     exact("relay_dataplane_drops_total", {{"reason", "rate_limited"}}, 0);
     EXPECT_EQ(dp().metric("relay_dataplane_sessions"), static_cast<double>(expected.sessions));
     EXPECT_EQ(dp().metric("relay_dataplane_info", {{"node", "dpit"}}), 1);
+    // The worker's heartbeat and the IPC thread's gauges are exported (-1: absent).
+    EXPECT_GE(dp().metric("relay_dataplane_worker_last_poll_age_seconds", {{"lcore", "1"}}), 0);
+    EXPECT_GE(dp().metric("relay_dataplane_session_commands_in_flight"), 0);
+    EXPECT_GE(dp().metric("relay_dataplane_ipc_busy_total"), 0);
 }
 
 // ---------------------------------------------------------------- e2. a peer that never answers

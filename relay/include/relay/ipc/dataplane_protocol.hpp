@@ -21,6 +21,10 @@ constexpr uint32_t kMagic = 0x52444950;  // "RDIP" in the first four bytes (big 
 constexpr uint16_t kVersion = 2;  // 2: allowed_port per side
 constexpr size_t kMaxMessageBytes = 65536;
 constexpr uint32_t kMaxListPage = 128;  // sessions per list reply
+// The data plane waits at most this long for a worker before it answers
+// `busy` (the change still happens; the request may be retried: every request
+// is idempotent by session id).  Clients wait longer than this for a reply.
+constexpr int kWorkerWaitMs = 250;
 
 enum class MsgType : uint16_t {
     health = 1,
