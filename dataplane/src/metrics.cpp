@@ -110,6 +110,10 @@ std::vector<MetricFamily> DataplaneCollector::Collect() const {
          &WorkerStats::latches},
         {"relay_dataplane_latch_refused_total",
          "Handshakes or binds refused (MAC, source prefix, stale).", &WorkerStats::latch_refused},
+        {"relay_dataplane_mac_checks_total",
+         "Handshake and bind MACs computed (each costs about a microsecond: the cost an "
+         "unauthenticated sender can cause, bounded per source and session).",
+         &WorkerStats::mac_checks},
         {"relay_dataplane_arp_replies_total", "ARP requests for our addresses answered.",
          &WorkerStats::arp_replies},
         {"relay_dataplane_icmp_echo_replies_total", "ICMP echo requests answered.",
