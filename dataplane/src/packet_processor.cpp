@@ -321,8 +321,10 @@ Verdict PacketProcessor::handle_wireguard_handshake(Session& s, uint32_t slot, D
         SideLatch& me = s.side[sender];
         SideLatch& peer = s.side[1 - sender];
         const Endpoint& peer_ep = s.ep[1 - sender];
-        // A latched source cannot speak for the other side.
-        if (!me.allowed.contains(d.src.ip) || (from >= 0 && from != sender))
+        // A latched source cannot speak for the other side, nor can the other side's
+        // candidate (one address is never both sides: it would be sent its own initiation).
+        if (!me.allowed.contains(d.src.ip) || (from >= 0 && from != sender) ||
+            (peer.has_candidate && peer.cand_ip == d.src.ip && peer.cand_port == d.src.port))
             return refuse_latch(s, sender);
         if (s.limited && !within_limits(s, sender, d.ip_len, now))
             return drop(DropReason::rate_limited);
