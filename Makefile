@@ -51,8 +51,10 @@ $(FUZZ_BUILD)/build.ninja:
 
 fuzz: deps $(FUZZ_BUILD)/build.ninja
 	ninja -C $(FUZZ_BUILD) fuzz-targets
+	rm -rf $(FUZZ_BUILD)/tests/fuzz/work
 	FUZZ_SECONDS=$(FUZZ_SECONDS) meson test -C $(FUZZ_BUILD) --no-rebuild --suite fuzz \
-		--print-errorlogs $(FUZZ_TARGETS)
+		--print-errorlogs $(FUZZ_TARGETS); status=$$?; \
+		cat $(FUZZ_BUILD)/tests/fuzz/work/*/result.json 2>/dev/null; exit $$status
 
 # Regenerates the seeds (tests/fuzz/make_seeds.cpp) and adds to each committed corpus
 # the ones that bring new coverage (libFuzzer -merge).

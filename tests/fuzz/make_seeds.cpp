@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "core_harness.hpp"
 #include "fixture_harness.hpp"
 #include "fuzz_keys.hpp"
 #include "packet_format.hpp"
@@ -309,6 +310,58 @@ void wg_dump_seeds() {
                               a + "\t(none)\t(none)\t(none)\t0\t0\t0\toff\n");
 }
 
+// control_core: records  ctl len bytes  (control_core_fuzz.cpp has the ctl bits).
+void control_core_seeds() {
+    using namespace relay::control;
+    namespace t = relay::control::testing;
+    auto add = [](Bytes& seed, uint8_t ctl, const Bytes& b) {
+        seed.push_back(ctl);
+        seed.push_back(static_cast<uint8_t>(b.size()));
+        seed.push_back(static_cast<uint8_t>(b.size() >> 8));
+        seed.insert(seed.end(), b.begin(), b.end());
+    };
+    constexpr uint8_t kFromA = 0, kFromB = 2, kFromStranger = 4, kAsA = 0x08, kAsB = 0x10,
+                      kAsStranger = 0x18, kNow = 0x20, kLater = 0x40, kTimers = 0x80;
+    const uint64_t ts = t::kStartMs;
+    const PublicKey b_wg = fuzz::key_pair_from(0x0b + 1).public_key;
+    const PublicKey a_probe = fuzz::key_pair_from(0x0a + 2).public_key;
+    const std::string token =
+        issue_token({"alpha", 1, t::kStartMs / 1000 + 3600}, t::secret_of("alpha", 1));
+    const wire::stun::TransactionId tid = {9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 1, 2};
+
+    Bytes unauthenticated;
+    add(unauthenticated, kFromStranger, wire::stun::make_binding_request(tid, 20));
+    add(unauthenticated, kFromStranger | 1, wire::stun::make_binding_request(tid, 64));
+    add(unauthenticated, kFromStranger, t::wireguard_initiation(a_probe));
+    add(unauthenticated, kFromStranger | kAsStranger | kNow, encode({ts, 1, Keepalive{}}));
+    add(unauthenticated, kFromStranger | kAsStranger | kNow,
+        encode(
+            {ts, 2,
+             RegisterPeer{"rly1.AAAA", fuzz::key_pair_from(0x0d).public_key, 51820, {}, 0, {}}}));
+    write_seed("control_core", unauthenticated);
+
+    Bytes pair;
+    add(pair, kFromA | kAsA | kNow, encode({ts, 10, Keepalive{1000, false, false, false}}));
+    add(pair, kFromA | 1 | kAsA | kNow, encode({ts, 11, Keepalive{1000, true, false, false}}));
+    add(pair, kFromB | kAsB | kNow, encode({ts, 10, Keepalive{1000, false, true, true}}));
+    add(pair, kFromA | kAsA | kNow, encode({ts, 12, Connect{b_wg, false}}));
+    add(pair, kFromA | kAsA | kNow | kLater | kTimers,
+        encode({ts, 13, ResultReport{1, b_wg, Outcome::direct_failed, 2500}}));
+    add(pair, kFromA | kAsA | kNow, encode({ts, 14, Connect{b_wg, true}}));
+    add(pair, kFromB | kAsB | kNow, encode({ts, 11, Release{1}}));
+    add(pair, kFromA | kAsA | kNow, encode({ts, 15, Deregister{}}));
+    write_seed("control_core", pair);
+
+    Bytes stranger;
+    RegisterPeer reg{token, fuzz::key_pair_from(0x0d).public_key,
+                     51820, fuzz::key_pair_from(0x0e).public_key,
+                     40000, {{0x0a000002, 51820}}};
+    add(stranger, kFromStranger | kAsStranger | kNow, encode({ts, 1, reg}));
+    add(stranger, kFromStranger | kAsStranger | kNow, encode({ts, 2, Connect{b_wg, true}}));
+    add(stranger, kFromStranger | kAsStranger, encode({ts, 1, reg}));  // stale timestamp
+    write_seed("control_core", stranger);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -336,6 +389,7 @@ int main(int argc, char** argv) {
     bind_seeds();
     config_seeds(RELAY_SOURCE_ROOT);
     wg_dump_seeds();
+    control_core_seeds();
     std::cout << "fuzz-make-seeds: " << g_written.size() << " seeds in " << g_out << "\n";
     return 0;
 }

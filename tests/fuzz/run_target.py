@@ -58,6 +58,7 @@ def main():
         "artifacts": [str(artifacts / f) for f in found],
     }
     print(json.dumps(figures))
+    (work / "result.json").write_text(json.dumps(figures) + "\n")
 
     failure = ""
     if figures["result"] == "failed":
