@@ -4,8 +4,8 @@
 // VLAN port), and checked after every frame for what an attacker must never get:
 //   - a reply (ARP, ICMP echo, bind ack) larger than its request, or a bind ack to
 //     a sender whose bind does not verify;
-//   - a forwarded frame sent back to its own source, or to anything but an endpoint
-//     or candidate of its session; WireGuard data from or to an unlatched address;
+//   - a forwarded frame sent back to its own source, or to an address that never
+//     sent anything to its session; WireGuard data from or to an unlatched address;
 //   - a latch without a confirming response: a WireGuard side latches (or moves) only
 //     on a response whose mac1 verifies, that answers an initiation the relay
 //     forwarded to exactly the responder's address, latching the initiation's source
@@ -20,6 +20,7 @@
 #include <cstring>
 #include <deque>
 #include <optional>
+#include <set>
 #include <vector>
 
 #include "fixture_harness.hpp"
@@ -64,7 +65,7 @@ bool udp_sum_verifies(const Bytes& f, const ParsedFrame& p) {
 }
 
 struct ForwardedInitiation {
-    uint64_t session;
+    int session;  // index in kSessions
     uint32_t sender_index;
     SocketAddress from, to;
 };
@@ -161,12 +162,7 @@ class Checker {
 
         check_verdict(r, in, port);
         const ParsedFrame pin = parse(in);
-        int touched = -1;  // the session this frame was for
-        if (pin.has_udp)
-            for (size_t i = 0; i < std::size(kSessions); ++i)
-                if (kSessions[i].port == port && kSessions[i].relay_ip == pin.ip_dst &&
-                    kSessions[i].relay_port == pin.dst_port)
-                    touched = static_cast<int>(i);
+        const int touched = session_of(pin, port);  // the session this frame was for
 
         // Nothing but the frame's own session changes its latches.
         for (size_t i = 0; i < std::size(kSessions); ++i) {
@@ -179,10 +175,10 @@ class Checker {
             }
         }
         if (r.verdict.action == Action::transmit || r.verdict.action == Action::hold)
-            check_output(r, in, port, pin, touched >= 0 ? &before[touched] : nullptr,
+            check_output(r, in, port, pin, touched, touched >= 0 ? &before[touched] : nullptr,
                          touched >= 0 ? &after[touched] : nullptr);
         if (touched >= 0)
-            check_latch(r, in, port, pin, before[touched], after[touched]);
+            check_latch(r, in, port, pin, touched, before[touched], after[touched]);
         else
             CHECK(h_.stats.latches.get() == latches_before, "a latch outside any session");
     }
@@ -203,8 +199,10 @@ class Checker {
             const Bytes& in = frames[i];
             const Result r{verdicts[i], work[i]};
             check_verdict(r, in, port);
+            const ParsedFrame pin = parse(in);
+            const int session = session_of(pin, port);
             if (r.verdict.action == Action::transmit || r.verdict.action == Action::hold)
-                check_output(r, in, port, parse(in), nullptr, nullptr);
+                check_output(r, in, port, pin, session, nullptr, nullptr);
         }
     }
 
@@ -223,8 +221,24 @@ class Checker {
         if (v.action == Action::hold) CHECK(v.next_hop != 0, "hold without a next hop");
     }
 
+    static uint64_t key(SocketAddress a) { return uint64_t{a.ip} << 16 | a.port; }
+
+    // The index in kSessions of the session a frame is sent to (-1: none), having noted
+    // its source as one the session has heard from.
+    int session_of(const ParsedFrame& pin, uint16_t port) {
+        if (!pin.has_udp) return -1;
+        for (size_t i = 0; i < std::size(kSessions); ++i)
+            if (kSessions[i].port == port && kSessions[i].relay_ip == pin.ip_dst &&
+                kSessions[i].relay_port == pin.dst_port) {
+                heard_[i].insert(key({pin.ip_src, pin.src_port}));
+                return static_cast<int>(i);
+            }
+        return -1;
+    }
+
+    // `session`: index in kSessions; `before`/`after` its state (nullptr in bursts).
     void check_output(const Result& r, const Bytes& in, uint16_t port, const ParsedFrame& pin,
-                      const SessionStats* before, const SessionStats* after) {
+                      int session, const SessionStats* before, const SessionStats* after) {
         const ParsedFrame out = parse(r.frame);
         const MacAddr port_mac = port == kVlanPort ? kVlanPortMac : kPortMac;
         CHECK(out.eth_src == port_mac, "output not from the port's MAC");
@@ -273,13 +287,18 @@ class Checker {
             CHECK(out.udp_checksum == 0, "a forwarded frame without checksum gained one");
         else if (udp_sum_verifies(in, pin))
             CHECK(udp_sum_verifies(r.frame, out), "the rewrite broke a valid UDP checksum");
+        CHECK(session >= 0, "a UDP frame forwarded for no session");
+        // Only to an address this session has heard from (a candidate or endpoint was
+        // one), never to an address named only inside a packet.
+        CHECK(heard_[session].count(key(dst)) != 0,
+              "forwarded to an address that never sent to the session");
+        if (pin.l4_payload.size() == wg::kInitiationLen &&
+            pin.l4_payload[0] == wg::kTypeInitiation) {
+            forwarded_.push_back(
+                {session, wire::load_le32(pin.l4_payload.data() + wg::kSenderIndex), src, dst});
+            if (forwarded_.size() > 256) forwarded_.pop_front();
+        }
         if (!before) return;  // burst: no session state to compare
-        bool known = false;
-        for (const SessionStats* s : {before, after})
-            for (int k = 0; k < 2; ++k)
-                known |= (s->sides[k].latched && s->sides[k].endpoint == dst) ||
-                         (s->sides[k].has_candidate && s->sides[k].candidate == dst);
-        CHECK(known, "forwarded to an address that is no endpoint or candidate of the session");
 
         if (before->spec.policy == LatchPolicy::wireguard && pin.l4_payload.size() >= 4 &&
             pin.l4_payload[0] == wg::kTypeData) {
@@ -290,18 +309,10 @@ class Checker {
                                 before->sides[1 - k].endpoint == dst;
             CHECK(from_latched, "WireGuard data relayed other than between latched endpoints");
         }
-        if (before->spec.policy == LatchPolicy::wireguard &&
-            pin.l4_payload.size() == wg::kInitiationLen &&
-            pin.l4_payload[0] == wg::kTypeInitiation) {
-            forwarded_.push_back({before->spec.id,
-                                  wire::load_le32(pin.l4_payload.data() + wg::kSenderIndex), src,
-                                  dst});
-            if (forwarded_.size() > 256) forwarded_.pop_front();
-        }
     }
 
     void check_latch(const Result& r, const Bytes& in, uint16_t port, const ParsedFrame& pin,
-                     const SessionStats& before, const SessionStats& after) {
+                     int session, const SessionStats& before, const SessionStats& after) {
         bool moved[2];
         for (int k = 0; k < 2; ++k) {
             moved[k] = after.sides[k].latches != before.sides[k].latches ||
@@ -337,8 +348,7 @@ class Checker {
         const uint32_t answered = wire::load_le32(payload.data() + wg::kResponseReceiverIndex);
         const ForwardedInitiation* confirmed = nullptr;
         for (const ForwardedInitiation& f : forwarded_)
-            if (f.session == before.spec.id && f.sender_index == answered && f.to == src)
-                confirmed = &f;
+            if (f.session == session && f.sender_index == answered && f.to == src) confirmed = &f;
         CHECK(confirmed, "a latch on a response to no initiation forwarded to the responder");
         CHECK(after.sides[responder].latched && after.sides[responder].endpoint == src,
               "the responder was not latched where it answered from");
@@ -346,8 +356,8 @@ class Checker {
               "the initiator side was not latched by the confirming response");
         bool from_initiator = false;
         for (const ForwardedInitiation& f : forwarded_)
-            from_initiator |= f.session == before.spec.id && f.sender_index == answered &&
-                              f.to == src && f.from == after.sides[1 - responder].endpoint;
+            from_initiator |= f.session == session && f.sender_index == answered && f.to == src &&
+                              f.from == after.sides[1 - responder].endpoint;
         CHECK(from_initiator,
               "the initiator side was latched somewhere its initiation did not "
               "come from");
@@ -356,6 +366,7 @@ class Checker {
     Run& h_;
     crypto::Mac1 mac1_;
     std::deque<ForwardedInitiation> forwarded_;
+    std::array<std::set<uint64_t>, std::size(kSessions)> heard_;
 };
 
 }  // namespace
