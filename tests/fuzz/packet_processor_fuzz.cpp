@@ -75,11 +75,12 @@ struct Known {
     uint16_t port;
     Ipv4 relay_ip;
     uint16_t relay_port;
+    LatchPolicy policy;
 };
-constexpr Known kSessions[] = {{kPlainPort, kRelayIp, kWgPort},
-                               {kPlainPort, kRelayIp, kBindPort},
-                               {kPlainPort, kRelayIp, kWgRestrictedPort},
-                               {kVlanPort, kVlanRelayIp, kWgPort}};
+constexpr Known kSessions[] = {{kPlainPort, kRelayIp, kWgPort, LatchPolicy::wireguard},
+                               {kPlainPort, kRelayIp, kBindPort, LatchPolicy::bind},
+                               {kPlainPort, kRelayIp, kWgRestrictedPort, LatchPolicy::wireguard},
+                               {kVlanPort, kVlanRelayIp, kWgPort, LatchPolicy::wireguard}};
 
 // The fixture tables' standard node (fixture_harness.hpp: same ports, neighbours and
 // sessions as fixtures::Harness), built once: a session table's index is large, and
@@ -268,17 +269,20 @@ class Checker {
         CHECK(out.has_udp && pin.has_udp, "output neither ARP, ICMP nor UDP");
         CHECK(out.src_port == pin.dst_port, "UDP output not from the relay port");
         const SocketAddress src{pin.ip_src, pin.src_port}, dst{out.ip_dst, out.dst_port};
-        const bool is_ack =
-            out.l4_payload.size() == wire::bind::kLen &&
-            std::memcmp(out.l4_payload.data(), wire::bind::kAckMagic.data(), 4) == 0;
-        if (is_ack && before && before->spec.policy == LatchPolicy::bind) {
-            // A bind ack: only to a sender whose bind verifies, as large as its request.
-            CHECK(dst == src, "bind ack not to the bind's sender");
-            CHECK(
-                pin.l4_payload.size() == wire::bind::kLen &&
-                    std::memcmp(pin.l4_payload.data(), wire::bind::kRequestMagic.data(), 4) == 0 &&
-                    wire::bind::verify_mac(before->spec.bind_secret, pin.l4_payload.data(), src),
-                "bind ack to a request that does not verify");
+        // A bind request is never forwarded: it is answered to its sender, with an ack of
+        // the same size, and only when it verifies.  (Anything else, an ack lookalike
+        // included, is data between bound endpoints.)
+        const bool bind_request =
+            session >= 0 && kSessions[session].policy == LatchPolicy::bind &&
+            pin.l4_payload.size() == wire::bind::kLen &&
+            std::memcmp(pin.l4_payload.data(), wire::bind::kRequestMagic.data(), 4) == 0;
+        if (bind_request) {
+            CHECK(dst == src, "a bind request was not answered to its sender");
+            CHECK(out.l4_payload.size() == wire::bind::kLen &&
+                      std::memcmp(out.l4_payload.data(), wire::bind::kAckMagic.data(), 4) == 0,
+                  "a bind request answered with something other than an ack");
+            CHECK(wire::bind::verify_mac(bind_secret(), pin.l4_payload.data(), src),
+                  "bind ack to a request that does not verify");
             CHECK(udp_sum_verifies(r.frame, out), "bind ack with a bad UDP checksum");
             return;
         }
