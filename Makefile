@@ -3,7 +3,7 @@ BUILD ?= build
 CONFIG ?= configs/dev.yaml
 MESON_OPTS ?=
 
-.PHONY: all deps build run test test-kernel-wg bench bench-e2e demo clean format
+.PHONY: all deps build run test test-kernel-wg bench bench-e2e demo clean format fuzz fuzz-seeds
 
 all: build
 
@@ -42,6 +42,35 @@ test-kernel-wg: build
 # symmetric): one pair connects directly, one through the relay (needs root).
 demo: build
 	python3 tests/e2e/demo.py --build-dir $(BUILD)
+
+# libFuzzer targets (tests/fuzz), built with clang under ASan/UBSan in their own
+# build dir, each run for FUZZ_SECONDS on a scratch copy of its seed corpus; one
+# result per target in $(FUZZ_BUILD)/test-results/fuzz-<target>.xml.
+# FUZZ_TARGETS=fuzz-stun (space-separated) runs only those.
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
+$(FUZZ_BUILD)/build.ninja:
+	CC=clang CXX=clang++ meson setup $(FUZZ_BUILD) -Dfuzz=true -Db_sanitize=address,undefined \
+		-Db_lundef=false -Dbuildtype=debugoptimized
+
+fuzz: deps $(FUZZ_BUILD)/build.ninja
+	ninja -C $(FUZZ_BUILD) fuzz-targets
+	rm -rf $(FUZZ_BUILD)/tests/fuzz/work
+	FUZZ_SECONDS=$(FUZZ_SECONDS) meson test -C $(FUZZ_BUILD) --no-rebuild --suite fuzz \
+		--print-errorlogs $(FUZZ_TARGETS); status=$$?; \
+		cat $(FUZZ_BUILD)/tests/fuzz/work/*/result.json 2>/dev/null; exit $$status
+
+# Regenerates the seeds (tests/fuzz/make_seeds.cpp) and adds to each committed corpus
+# the ones that bring new coverage (libFuzzer -merge).
+fuzz-seeds: deps $(FUZZ_BUILD)/build.ninja
+	ninja -C $(FUZZ_BUILD) fuzz-targets
+	rm -rf $(FUZZ_BUILD)/seeds
+	$(FUZZ_BUILD)/tests/fuzz/fuzz-make-seeds $(FUZZ_BUILD)/seeds
+	@for dir in $(FUZZ_BUILD)/seeds/*/; do \
+		t=$$(basename $$dir); mkdir -p tests/fuzz/corpus/$$t; \
+		$(FUZZ_BUILD)/tests/fuzz/fuzz-$$t -merge=1 tests/fuzz/corpus/$$t $$dir 2>&1 | tail -1; \
+	done
 
 bench: build
 	$(BUILD)/perf/relay-bench dataplane

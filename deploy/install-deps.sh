@@ -10,6 +10,8 @@ packages=(build-essential meson ninja-build pkg-config libdpdk-dev libsodium-dev
 packages+=(iproute2 iputils-ping ethtool tcpdump wireguard-go wireguard-tools curl prometheus coturn nftables conntrack iperf3 python3)
 # deploy/ checks: shell scripts and systemd units are verified, not skipped
 packages+=(shellcheck systemd)
+# Fuzzing (make fuzz): clang and its libFuzzer and sanitizer runtimes
+packages+=(clang libclang-rt-14-dev)
 
 missing=()
 for p in "${packages[@]}"; do

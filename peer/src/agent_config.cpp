@@ -23,7 +23,9 @@ void only_keys(const std::string& source, const YAML::Node& map, const std::stri
                const std::set<std::string>& allowed) {
     if (!map.IsMap()) fail(source, map, path.empty() ? "(top)" : path, "expected a mapping");
     for (const auto& kv : map) {
-        const std::string key = kv.first.as<std::string>();
+        if (!kv.first.IsScalar())
+            fail(source, kv.first, path.empty() ? "(top)" : path, "keys must be plain names");
+        const std::string key = kv.first.Scalar();
         if (!allowed.count(key))
             fail(source, kv.first, path.empty() ? key : path + "." + key, "unknown key");
     }

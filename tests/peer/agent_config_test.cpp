@@ -129,6 +129,11 @@ std::vector<BadConfig> bad_configs() {
          "persistent_keepalive_s: expected a number in 1..600"},
         {"keepalive_list", valid_config("persistent_keepalive_s: [1]\n"),
          "persistent_keepalive_s: expected a number"},
+        // Found by fuzzing (tests/fuzz, agent_config): a key that is not a scalar
+        // escaped as yaml-cpp's bad-conversion exception instead of a config error.
+        {"key_not_a_name", "{[a, b]: 1}\n", "(top): keys must be plain names"},
+        {"control_key_not_a_name", replace(ok, "  ports:", "  ? {a: 1}\n  : 2\n  ports:"),
+         "control: keys must be plain names"},
     };
 }
 

@@ -68,6 +68,10 @@ Verdict on_initiation(LatchContext& ctx, Session& s, Datagram& d, int sender, in
     // makes a new index for every initiation).  The real peer would not
     // answer it, so it would only hold a slot.
     if (me.has_confirmed_index && me.confirmed_index == index) return ctx.refuse(s, sender);
+    // Nor can the other side's candidate speak for this side: one address is
+    // never both sides (it would be sent its own initiation).
+    for (const Candidate& other : peer.cand)
+        if (other.used() && other.at(d.src)) return ctx.refuse(s, sender);
 
     // A candidate until the other side answers this very initiation.
     Candidate* c = slot_for(me, d.src, index, from == sender, now, ctx.ms_to_tsc(kCandidateHoldMs));

@@ -10,6 +10,9 @@ namespace relay {
 
 template <typename E>
 struct Unexpected {
+    // A constructor, not an aggregate, so that Unexpected(e) also compiles with clang
+    // before 16 (no parenthesised aggregate initialisation), which the fuzz build uses.
+    Unexpected(E e) : error(std::move(e)) {}
     E error;
 };
 template <typename E>
