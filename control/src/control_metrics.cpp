@@ -84,6 +84,10 @@ ControlMetrics::ControlMetrics(std::shared_ptr<prometheus::Registry> registry)
                                "Results peers reported, by outcome.")),
       relay_releases_(counters(*registry_, "relay_control_relay_releases_total",
                                "Relay sessions released, by reason.")),
+      session_updates_(counters(*registry_, "relay_control_session_updates_total",
+                                "Updates of relay sessions' expected sources sent to the data "
+                                "plane (a peer re-registered or its observed address changed), "
+                                "by result.")),
       peers_(BuildGauge()
                  .Name("relay_control_peers")
                  .Help("Registered peers by NAT class.")

@@ -35,6 +35,10 @@ class ControlMetrics {
     void relay_release(const std::string& reason) {
         relay_releases_.Add({{"reason", reason}}).Increment();
     }
+    // An update of a session's expected sources sent to the data plane: "ok", or why not.
+    void session_update(const std::string& result) {
+        session_updates_.Add({{"result", result}}).Increment();
+    }
     void set_peers(const std::string& nat_class, double n) {
         peers_.Add({{"nat_class", nat_class}}).Set(n);
     }
@@ -58,6 +62,7 @@ class ControlMetrics {
     prometheus::Family<prometheus::Counter>& connects_;
     prometheus::Family<prometheus::Counter>& punch_outcomes_;
     prometheus::Family<prometheus::Counter>& relay_releases_;
+    prometheus::Family<prometheus::Counter>& session_updates_;
     prometheus::Family<prometheus::Gauge>& peers_;
 };
 

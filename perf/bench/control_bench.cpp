@@ -45,9 +45,10 @@ constexpr uint32_t kMinPeers = 8;
 constexpr uint32_t kMaxPeers = 60000;     // one source IP each, within SourceLimiter's table
 constexpr uint32_t kMaxConnects = 30000;  // both phases' attempts stay under ControlCore's cap
 constexpr uint32_t kMaxRepeat = 100;
-constexpr uint32_t kMaxKeepaliveRounds = 1000;
-// ControlCore remembers at most 2^20 nonces (replay_guard): a run sends fewer messages.
-constexpr uint64_t kMaxMessagesPerRun = 1'000'000;
+constexpr uint32_t kMaxKeepaliveRounds = 200;
+// ControlCore keeps 256 nonces per registered agent (control_core.cpp, kPeerReplayEntries):
+// a run sends each agent fewer messages.
+constexpr uint64_t kMaxMessagesPerAgent = 240;
 
 constexpr Ipv4 kFirstSource = 0xC612'0001;   // 198.18.0.1 (RFC 2544 benchmarking range)
 constexpr uint16_t kSourcePort = 40000;      // first agent's NAT mapping
@@ -83,6 +84,14 @@ uint64_t wall_ms() {
     return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                      std::chrono::system_clock::now().time_since_epoch())
                                      .count());
+}
+
+// Both of control's clocks, as the server reads them for each datagram.
+ctl::Clock clock_now() {
+    return ctl::Clock{static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                Clock::now().time_since_epoch())
+                                                .count()),
+                      wall_ms()};
 }
 
 double seconds(Clock::duration d) {
@@ -188,6 +197,16 @@ class InMemoryDataplane final : public ctl::SessionProgrammer {
             return ctl::ProgramError{false, ipc::Status::not_found, "no such session"};
         return std::nullopt;
     }
+    std::optional<ctl::ProgramError> update_session(const SessionUpdate& u) override {
+        auto it = sessions_.find(u.id);
+        if (it == sessions_.end())
+            return ctl::ProgramError{false, ipc::Status::not_found, "no such session"};
+        for (size_t i = 0; i < 2; ++i) {
+            it->second.sides[i].allowed_source = u.allowed_source[i];
+            it->second.sides[i].allowed_port = u.allowed_port[i];
+        }
+        return std::nullopt;
+    }
     std::optional<std::vector<SessionStats>> list_sessions() override {
         std::vector<SessionStats> live;
         for (const auto& [id, spec] : sessions_) live.push_back(SessionStats{spec, {}, 0, 0});
@@ -256,7 +275,7 @@ double drive(ctl::ControlCore& core, const std::vector<Request>& requests, ctl::
     out.clear();
     out.reserve(requests.size());
     const auto start = Clock::now();
-    for (const Request& q : requests) core.handle(q.port, q.from, q.bytes, wall_ms(), out);
+    for (const Request& q : requests) core.handle(q.port, q.from, q.bytes, clock_now(), out);
     return static_cast<double>(requests.size()) / seconds(Clock::now() - start);
 }
 
@@ -383,7 +402,7 @@ bool time_connects(ctl::ControlCore& core, const std::vector<Agent>& agents,
     for (size_t k = 0; k < requests.size(); ++k) {
         const Request& q = requests[k];
         out.clear();
-        const uint64_t now = wall_ms();
+        const ctl::Clock now = clock_now();
         const auto start = Clock::now();
         core.handle(q.port, q.from, q.bytes, now, out);
         const auto stop = Clock::now();
@@ -413,6 +432,13 @@ Config make_config(uint32_t peers, const ctl::NetworkSecret& secret) {
     // limits keep their defaults: every agent has a source address of its own.
     config.control.limits.max_peers = peers;
     config.control.limits.sessions_per_peer = kSessionsPerPeer;
+    // These phases measure what each message costs, not the limits: the global budget of
+    // key agreements and the per-peer request limits are opened wide (every agent
+    // registers at once, then sends its keepalives and connects back to back).  The
+    // flood phase measures them at their defaults.
+    config.control.limits.unauthenticated_per_s = 10'000'000;
+    config.control.limits.requests_per_s_per_peer = 1'000'000;
+    config.control.limits.connects_per_s_per_peer = 1'000'000;
     config.control.relay.relay_address = kRelayAddress;
     config.control.relay.port_min = 1024;
     config.control.relay.port_max = 65535;
@@ -547,7 +573,7 @@ bool run_phases(const ControlOptions& options, const Config& config, const ctl::
         requests.push_back(make_request(agents, i, 1, from,
                                         ctl::Keepalive{20000, false, is_cone, is_cone}, wall_ms()));
         const Request& q = requests.back();
-        const uint64_t now = wall_ms();
+        const ctl::Clock now = clock_now();
         const auto start = Clock::now();
         core.handle(q.port, q.from, q.bytes, now, out);
         busy += Clock::now() - start;
@@ -811,11 +837,15 @@ std::optional<ControlOptions> parse_options(int argc, char** argv, std::string& 
             return std::nullopt;
         }
     }
-    const uint64_t messages =
-        uint64_t{options.peers} * (options.keepalive_rounds + 2) + 2 * uint64_t{options.connects};
-    if (messages > kMaxMessagesPerRun) {
-        error = "--peers x (--keepalive-rounds + 2) + 2 x --connects: at most " +
-                std::to_string(kMaxMessagesPerRun) + " messages per run (control's replay cache)";
+    // Each agent's messages of a run, many sealed in the same millisecond: they must fit
+    // its replay guard, which refuses what is at or below the timestamps it let go of.
+    const uint64_t cone_pairs = std::max<uint64_t>(1, (options.peers / 2 & ~1u) / 2);
+    const uint64_t per_agent = 2 + uint64_t{options.keepalive_rounds} + kRelayDistances +
+                               (options.connects + cone_pairs - 1) / cone_pairs;
+    if (per_agent > kMaxMessagesPerAgent) {
+        error = "--keepalive-rounds + --connects / (--peers / 4) + 10: at most " +
+                std::to_string(kMaxMessagesPerAgent) +
+                " messages per agent and run (control's replay guard of each agent)";
         return std::nullopt;
     }
     return options;

@@ -1,0 +1,113 @@
+// Lockout (issue 9, "Control"): whoever can send from many addresses may make control
+// work for them, but never at the expense of the peers it already serves.  A flood of
+// sealed messages under self-made keys from many sources (each within its per-source
+// rate) must leave registered peers answered, and the work it causes is bounded by one
+// global budget.
+#include <gtest/gtest.h>
+
+#include "core_harness.hpp"
+
+using namespace relay;
+using namespace relay::control;
+using namespace relay::control::testing;
+
+namespace {
+
+// An attacker: self-made keys (never registered, never authorised) and many addresses.
+struct Flooder {
+    explicit Flooder(const PublicKey& server, size_t keys) {
+        for (size_t i = 0; i < keys; ++i) {
+            const KeyPair k = generate_key_pair();
+            agents.push_back(k);
+            shared.push_back(*shared_key(server, k.secret_key));
+        }
+    }
+    std::vector<uint8_t> datagram(size_t i, uint64_t wall_ms) const {
+        const size_t k = i % agents.size();
+        return seal_request(agents[k].public_key, shared[k],
+                            encode(Message{wall_ms, static_cast<uint32_t>(i + 1), Keepalive{}}));
+    }
+    std::vector<KeyPair> agents;
+    std::vector<SharedKey> shared;
+};
+
+SocketAddress flood_source(size_t s) {
+    return {ip4(10, 66, static_cast<uint8_t>(s >> 8), static_cast<uint8_t>(s)),
+            static_cast<uint16_t>(30000 + s)};
+}
+
+}  // namespace
+
+// ~20 000 sealed messages a second (1 000 sources, each at the per-source limit of 20/s)
+// for 55 s: more than a million messages within one replay window.
+TEST(Flood, RegisteredPeersKeepWorkingDuringAFloodOfSelfMadeKeys) {
+    Harness h;
+    TestPeer a = h.make_peer("alpha", Mapping::symmetric);
+    TestPeer b = h.make_peer("alpha", Mapping::symmetric);
+    h.register_and_classify(a);
+    h.register_and_classify(b);
+
+    const Flooder flood(h.server.public_key, 256);
+    constexpr size_t kSources = 1000;
+    constexpr size_t kPerSourcePerSecond = 20;  // make_config's per-source limit
+    constexpr size_t kSeconds = 55;
+    size_t sent = 0, answered = 0;
+    for (size_t second = 0; second < kSeconds; ++second) {
+        for (size_t s = 0; s < kSources; ++s) {
+            for (size_t j = 0; j < kPerSourcePerSecond; ++j) {
+                const auto d = flood.datagram(sent++, h.wall());
+                answered += h.deliver(static_cast<uint8_t>(j & 1), flood_source(s), d).size();
+            }
+        }
+        h.now += 1000;
+        if (second % 20 == 19) {  // the registered peers' keepalives go on meanwhile
+            EXPECT_TRUE(std::holds_alternative<Status>(h.request(a, 0, Keepalive{}).body));
+            EXPECT_TRUE(std::holds_alternative<Status>(h.request(b, 0, Keepalive{}).body));
+        }
+        h.tick();
+    }
+    ASSERT_GT(sent, size_t{1} << 20);
+
+    // Registered peers: keepalive and connect answered.
+    const Message k = h.request(a, 0, Keepalive{});
+    ASSERT_TRUE(std::holds_alternative<Status>(k.body)) << to_string(type_of(k.body));
+    Outbox out;
+    const Message c = h.request(a, 0, Connect{b.wg.public_key, false}, &out);
+    ASSERT_TRUE(std::holds_alternative<ConnectAck>(c.body)) << to_string(type_of(c.body));
+    EXPECT_EQ(b.notifications<RelayOffer>(out).size(), 1u);
+    EXPECT_EQ(h.core->peers().size(), 2u);
+
+    // The flood's key agreements were bounded by the global budget (each one that was
+    // done got a not_registered reply), not by the number of sources.
+    const double budget = h.config.control.limits.unauthenticated_per_s;
+    EXPECT_LE(static_cast<double>(answered), budget * (kSeconds + 1));
+    EXPECT_GT(h.rejected("unauthenticated_budget"), 0);
+}
+
+// The budget is global: many sources, each well within its own limit, together get no
+// more key agreements than the budget allows; a second later there is budget again.
+TEST(Flood, UnauthenticatedWorkHasOneGlobalBudget) {
+    Harness h([](Config& c) { c.control.limits.unauthenticated_per_s = 100; });
+    const Flooder flood(h.server.public_key, 16);
+    size_t answered = 0;
+    for (size_t s = 0; s < 500; ++s)
+        answered += h.deliver(0, flood_source(s), flood.datagram(s, h.wall())).size();
+    const size_t burst = answered;
+    EXPECT_GE(burst, 1u);
+    EXPECT_LE(burst, 100u) << "at most a second's budget at once";
+    EXPECT_EQ(h.rejected("unauthenticated_budget"), 500.0 - burst);
+
+    h.now += 1000;
+    answered = 0;
+    for (size_t s = 500; s < 1000; ++s)
+        answered += h.deliver(0, flood_source(s), flood.datagram(s, h.wall())).size();
+    EXPECT_GE(answered, 1u);
+    EXPECT_LE(answered, 100u);
+
+    // A registered peer costs no key agreement: answered with the budget spent.
+    TestPeer p = h.make_peer("alpha");
+    h.now += 1000;
+    h.register_peer(p);
+    for (size_t s = 0; s < 500; ++s) h.deliver(0, flood_source(s), flood.datagram(s, h.wall()));
+    EXPECT_TRUE(std::holds_alternative<Status>(h.request(p, 0, Keepalive{}).body));
+}
