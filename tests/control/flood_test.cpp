@@ -111,3 +111,21 @@ TEST(Flood, UnauthenticatedWorkHasOneGlobalBudget) {
     for (size_t s = 0; s < 500; ++s) h.deliver(0, flood_source(s), flood.datagram(s, h.wall()));
     EXPECT_TRUE(std::holds_alternative<Status>(h.request(p, 0, Keepalive{}).body));
 }
+
+// WireGuard initiations cost a mac1 check per pending probe key: the same budget.
+TEST(Flood, WireGuardProbeChecksShareTheBudget) {
+    Harness h([](Config& c) { c.control.limits.unauthenticated_per_s = 50; });
+    TestPeer p = h.make_peer("alpha");
+    h.register_peer(p);  // a pending probe key
+    const auto junk = wireguard_initiation(generate_key_pair().public_key);
+    for (size_t s = 0; s < 200; ++s) h.deliver(0, flood_source(s), junk);
+    // A tenth of a second's budget (5), less the one p's registration spent.
+    EXPECT_EQ(h.rejected("wireguard_unknown_probe"), 4);
+    EXPECT_EQ(h.rejected("unauthenticated_budget"), 196);
+    // The budget refills: the real probe is observed.
+    h.now += 1000;
+    const SocketAddress wg{p.source[0].ip, 61000};
+    h.deliver(0, wg, wireguard_initiation(p.probe.public_key));
+    ASSERT_TRUE(h.peer_state(p)->wg_reflexive.has_value());
+    EXPECT_EQ(*h.peer_state(p)->wg_reflexive, wg);
+}
