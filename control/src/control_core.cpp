@@ -30,6 +30,8 @@ constexpr size_t kMaxAttempts = 1 << 16;    // attempts held in all; the oldest 
 constexpr size_t kMaxAttemptsPerPeer = 64;  // attempts one peer's connects hold; the same
 constexpr uint64_t kGaugeIntervalMs = 1000;
 constexpr uint64_t kUpdateRetryMs = 1000;  // session updates the data plane missed: retried
+// Unknown senders whose shared key is kept after their envelope opened (recent_keys_).
+constexpr size_t kRecentKeys = 1024;
 
 bool is_zero(const PublicKey& k) {
     return std::all_of(k.begin(), k.end(), [](uint8_t b) { return b == 0; });
@@ -184,16 +186,28 @@ void ControlCore::handle_envelope(uint8_t port, SocketAddress from,
         // A registered agent's key is cached: its messages cost no key agreement, and no
         // budget an unknown sender can spend stands in their way.
         key = peer_it->second.shared;
+    } else if (auto recent = recent_keys_.find(header->sender); recent != recent_keys_.end()) {
+        // Proved its key a moment ago (most often: told not_registered, now registering).
+        if (!unauthenticated_.allow(from.ip, now.monotonic_ms)) return reject("rate_limited");
+        key = recent->second;
     } else {
         // An unknown sender costs a key agreement (X25519): its source's limit and the
         // global budget first.
         if (!allow_unauthenticated(from.ip, now, 1.0)) return;
+        metrics_.key_agreements.Increment();
         auto computed = shared_key(header->sender, keys_.secret_key);
         if (!computed) return reject("bad_key");
         key = *computed;
     }
     auto plaintext = open_request(datagram, key);
     if (!plaintext) return reject(to_string(plaintext.error()));
+    if (!known && recent_keys_.emplace(header->sender, key).second) {
+        recent_order_.push_back(header->sender);
+        if (recent_order_.size() > kRecentKeys) {
+            recent_keys_.erase(recent_order_.front());
+            recent_order_.pop_front();
+        }
+    }
 
     // From here on the sender proved its key: it may get (size-capped) error replies.
     // Replay state is kept only for senders control knows (each registered agent has its

@@ -203,6 +203,11 @@ class ControlCore {
     // them: a register copied after its agent was forgotten (deregistered, moved to
     // another network, control restarted within the window) is still refused.
     std::vector<ReplayGuard> register_replay_;
+    // Shared keys of the latest unknown senders whose envelope opened (they proved their
+    // key): an agent told not_registered registers next, and pays no second key agreement.
+    // FIFO-bounded; filled at most as fast as the budget allows key agreements.
+    std::unordered_map<PublicKey, SharedKey, KeyHash> recent_keys_;
+    std::deque<PublicKey> recent_order_;
     RelayPorts ports_;
     SessionIds session_ids_;
     crypto::Mac1 mac1_;

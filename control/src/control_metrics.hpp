@@ -45,6 +45,7 @@ class ControlMetrics {
 
     prometheus::Counter& stun_answered;
     prometheus::Counter& wg_observations;
+    prometheus::Counter& key_agreements;  // X25519 for unknown senders (the budget's work)
     prometheus::Counter& relay_allocations;
     prometheus::Counter& dataplane_reprograms;
     prometheus::Gauge& relay_sessions;

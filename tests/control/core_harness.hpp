@@ -46,7 +46,7 @@ NetworkSecret secret_of(const std::string& network, uint8_t id);
 // alpha (max 8 peers) and beta (max 3 peers) with token secrets; "listed" with a static
 // allow-list holding `listed_agent`.  Ports 3478/3479, relay 198.51.100.10:40000-40009,
 // small limits (2 sessions per peer, 5 registrations and 20 unauthenticated datagrams a
-// second per source, 64 peers in all).
+// second per source, 64 peers in all; 1000 key agreements a second for unknown senders).
 Config make_config(const PublicKey& listed_agent);
 
 // A SessionProgrammer in memory: records what control asked for and can be told to fail.

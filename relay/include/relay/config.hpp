@@ -100,7 +100,7 @@ struct ControlLimits {
     unsigned unauthenticated_per_s_per_source = 50;  // STUN and unopened envelopes, per source IP
     // Key agreements (X25519) for unknown senders and WireGuard probe scans, all sources
     // together: what a flood of self-made keys can make control spend, whatever its sources.
-    unsigned unauthenticated_per_s = 200;
+    unsigned unauthenticated_per_s = 100;
     unsigned requests_per_s_per_peer = 20;  // sealed requests of one registered agent
     unsigned connects_per_s_per_peer = 10;  // connects of one registered agent
     unsigned max_peers = 100000;            // all networks together (bounds memory)
