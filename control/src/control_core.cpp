@@ -181,6 +181,7 @@ void ControlCore::handle_envelope(uint8_t port, SocketAddress from,
 
     auto peer_it = peers_.find(header->sender);
     const bool known = peer_it != peers_.end();
+    bool used_recent = false;
     SharedKey key{};
     if (known) {
         // A registered agent's key is cached: its messages cost no key agreement, and no
@@ -188,8 +189,12 @@ void ControlCore::handle_envelope(uint8_t port, SocketAddress from,
         key = peer_it->second.shared;
     } else if (auto recent = recent_keys_.find(header->sender); recent != recent_keys_.end()) {
         // Proved its key a moment ago (most often: told not_registered, now registering).
+        // Once: each key agreement buys at most one more message, so the flood's cheap
+        // replies are bounded by the budget too.
         if (!unauthenticated_.allow(from.ip, now.monotonic_ms)) return reject("rate_limited");
         key = recent->second;
+        recent_keys_.erase(recent);  // its entry in recent_order_ goes when it comes round
+        used_recent = true;
     } else {
         // An unknown sender costs a key agreement (X25519): its source's limit and the
         // global budget first.
@@ -201,7 +206,7 @@ void ControlCore::handle_envelope(uint8_t port, SocketAddress from,
     }
     auto plaintext = open_request(datagram, key);
     if (!plaintext) return reject(to_string(plaintext.error()));
-    if (!known && recent_keys_.emplace(header->sender, key).second) {
+    if (!known && !used_recent && recent_keys_.emplace(header->sender, key).second) {
         recent_order_.push_back(header->sender);
         if (recent_order_.size() > kRecentKeys) {
             recent_keys_.erase(recent_order_.front());

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace relay::control {
 
@@ -24,7 +25,18 @@ class ControlMetrics {
     void registration(const std::string& result) {
         registrations_.Add({{"result", result}}).Increment();
     }
-    void rejected(const std::string& reason) { rejected_.Add({{"reason", reason}}).Increment(); }
+    // Called for every datagram dropped, floods included: the counter of each reason is
+    // looked up once (a label set built and hashed under the family's lock costs about a
+    // microsecond, more than the rest of dropping a flood datagram).
+    void rejected(std::string_view reason) {
+        auto it = rejected_by_reason_.find(reason);
+        if (it == rejected_by_reason_.end())
+            it =
+                rejected_by_reason_
+                    .emplace(std::string(reason), &rejected_.Add({{"reason", std::string(reason)}}))
+                    .first;
+        it->second->Increment();
+    }
     void message(const std::string& type) { messages_.Add({{"type", type}}).Increment(); }
     void connect(const std::string& decision) {
         connects_.Add({{"decision", decision}}).Increment();
@@ -59,6 +71,7 @@ class ControlMetrics {
     std::shared_ptr<prometheus::Registry> registry_;
     prometheus::Family<prometheus::Counter>& registrations_;
     prometheus::Family<prometheus::Counter>& rejected_;
+    std::map<std::string, prometheus::Counter*, std::less<>> rejected_by_reason_;
     prometheus::Family<prometheus::Counter>& messages_;
     prometheus::Family<prometheus::Counter>& connects_;
     prometheus::Family<prometheus::Counter>& punch_outcomes_;

@@ -39,11 +39,12 @@ struct FloodLatency {
 struct FloodResult {
     double key_agreements_per_s = 0;  // the crypto limit of one core (shared_key), measured
     double flood_offered_per_s = 0;
-    uint32_t unauthenticated_per_s = 0;         // control's budget in the run
-    double flood_key_agreements_per_s = 0;      // key agreements control did for the flood
-    double flood_answered_per_s = 0;            // flood datagrams that got a (not_registered) reply
-    double flood_loop_share = 0;                // share of the modelled time spent on the flood
-    FloodLatency keepalive, connect;            // with the flood
+    uint32_t unauthenticated_per_s = 0;     // control's budget in the run
+    double flood_key_agreements_per_s = 0;  // key agreements control did for the flood
+    double flood_answered_per_s = 0;        // flood datagrams that got a (not_registered) reply
+    double flood_loop_share = 0;            // share of the modelled time spent on the flood
+    double clock_overhead_us = 0;     // reading the CPU clock twice: taken off each service time
+    FloodLatency keepalive, connect;  // with the flood
     FloodLatency keepalive_base, connect_base;  // without
     size_t registered_unanswered = 0;  // registered requests without their reply (flood run)
     double keepalive_p99_ratio() const { return keepalive.p99_us / keepalive_base.p99_us; }

@@ -148,3 +148,15 @@ TEST(Flood, RegisteringAfterNotRegisteredCostsNoSecondKeyAgreement) {
     EXPECT_TRUE(h.send(q, 0, q.register_body()).empty());
     EXPECT_EQ(h.rejected("unauthenticated_budget"), 1);
 }
+
+// The kept key buys one more message, not a stream of them: a flood that re-uses its keys
+// gets no more answers than the budget pays for.
+TEST(Flood, AProvenKeyIsKeptForOneMoreMessageOnly) {
+    Harness h([](Config& c) { c.control.limits.unauthenticated_per_s = 10; });  // depth 1
+    TestPeer x = h.make_peer("alpha");
+    EXPECT_EQ(x.received(h.send(x, 0, Keepalive{})).size(), 1u);  // the key agreement
+    EXPECT_EQ(x.received(h.send(x, 0, Keepalive{})).size(), 1u);  // the kept key
+    EXPECT_TRUE(h.send(x, 0, Keepalive{}).empty()) << "the budget is spent";
+    EXPECT_EQ(h.metric("relay_control_key_agreements_total"), 1);
+    EXPECT_EQ(h.rejected("unauthenticated_budget"), 1);
+}
