@@ -13,22 +13,28 @@ namespace relay::control {
 
 namespace {
 
-constexpr size_t kMaxReplayEntries = 1 << 20;  // nonces remembered: bounds memory under flood
-constexpr size_t kMaxPendingProbes = 1024;     // probe keys each WG initiation is checked against
+// Nonces one registered agent's guard keeps (replay_guard.hpp): a well-behaved agent sends
+// a few messages in a timestamp window; the rest is bounded by its request limit.
+constexpr size_t kPeerReplayEntries = 256;
+// Registrations' nonces kept per network: room for every peer it may hold registering
+// four times within a window, at most this many.
+constexpr size_t kMaxRegisterReplayEntries = 65536;
+constexpr size_t kMaxPendingProbes = 1024;  // probe keys each WG initiation is checked against
+// A WireGuard initiation to control costs one mac1 check per pending probe key: charged
+// to the unauthenticated budget as one key agreement per this many keys (a mac1 check
+// costs about 1/200 of a key agreement: relay-bench control).
+constexpr size_t kProbeKeysPerToken = 256;
 constexpr uint64_t kProbeLifetimeMs = 60'000;  // a probe key not observed by then is dropped
 constexpr uint64_t kAttemptLifetimeMs = 120'000;
-constexpr size_t kMaxAttempts = 1 << 16;
+constexpr size_t kMaxAttempts = 1 << 16;    // attempts held in all; the oldest give way
+constexpr size_t kMaxAttemptsPerPeer = 64;  // attempts one peer's connects hold; the same
 constexpr uint64_t kGaugeIntervalMs = 1000;
+constexpr uint64_t kUpdateRetryMs = 1000;  // session updates the data plane missed: retried
+// Unknown senders whose shared key is kept after their envelope opened (recent_keys_).
+constexpr size_t kRecentKeys = 1024;
 
 bool is_zero(const PublicKey& k) {
     return std::all_of(k.begin(), k.end(), [](uint8_t b) { return b == 0; });
-}
-
-// Sessions are named by control; a random start keeps ids of successive control runs
-// (which read the old ones back) from meeting.
-uint64_t random_id_start() {
-    std::random_device rd;
-    return ((uint64_t{rd()} << 32 | rd()) & 0x0000'ffff'ffff'ffffULL) + 1;
 }
 
 bool looks_like_wg_initiation(std::span<const uint8_t> d) {
@@ -36,14 +42,28 @@ bool looks_like_wg_initiation(std::span<const uint8_t> d) {
            d[2] == 0 && d[3] == 0;
 }
 
-uint64_t unix_s(uint64_t now_ms) {
-    return now_ms / 1000;
+uint64_t unix_s(uint64_t wall_ms) {
+    return wall_ms / 1000;
 }
 
-// Time since `then`; 0 if the clock went back (now_ms is the wall clock, which NTP may step
-// back: an unsigned difference would wrap and expire every peer at once).
+// Monotonic time since `then` (never negative, even for a `then` from another clock run).
 uint64_t elapsed(uint64_t now_ms, uint64_t then_ms) {
     return now_ms > then_ms ? now_ms - then_ms : 0;
+}
+
+bool within_window(uint64_t timestamp_ms, uint64_t wall_ms, uint64_t window_ms) {
+    const uint64_t skew = timestamp_ms > wall_ms ? timestamp_ms - wall_ms : wall_ms - timestamp_ms;
+    return skew <= window_ms;
+}
+
+std::vector<std::string> network_names(const ControlConfig& cc) {
+    std::vector<std::string> names;
+    for (const NetworkConfig& n : cc.networks) names.push_back(n.name);
+    return names;
+}
+
+bool maps_endpoint_independently(NatClass c) {
+    return c == NatClass::open || c == NatClass::cone || c == NatClass::port_restricted;
 }
 
 }  // namespace
@@ -62,29 +82,65 @@ ControlCore::ControlCore(const Config& config, KeyPair server_keys, SessionProgr
       dataplane_(dataplane),
       metrics_(metrics),
       authorizer_(config_.control.networks),
-      replay_(uint64_t{config_.control.timestamp_window_s} * 1000, kMaxReplayEntries),
       unauthenticated_(config_.control.limits.unauthenticated_per_s_per_source),
+      // A tenth of a second's worth at once (at least one): a burst of key agreements
+      // holds the loop up briefly, not for a second's worth of them.
+      unauthenticated_budget_(config_.control.limits.unauthenticated_per_s,
+                              std::max(1.0, config_.control.limits.unauthenticated_per_s / 10.0)),
       registrations_(config_.control.limits.registrations_per_s_per_source),
       ports_(config_.control.relay.port_min, config_.control.relay.port_max),
+      session_ids_(server_keys.secret_key, network_names(config_.control)),
       relay_address_(config_.control.relay.relay_address),
-      peers_per_network_(config_.control.networks.size(), 0),
-      next_session_id_(random_id_start()) {}
+      peers_per_network_(config_.control.networks.size(), 0) {
+    for (const NetworkConfig& n : cc_.networks)
+        register_replay_.emplace_back(
+            uint64_t{cc_.timestamp_window_s} * 1000,
+            std::min<size_t>(size_t{4} * n.max_peers + 64, kMaxRegisterReplayEntries));
+}
+
+Peer ControlCore::new_peer(const PublicKey& agent, size_t network, const Clock& now) const {
+    Peer p;
+    p.agent_key = agent;
+    p.network = network;
+    p.registered_ms = now.monotonic_ms;
+    p.replay = ReplayGuard(uint64_t{cc_.timestamp_window_s} * 1000, kPeerReplayEntries);
+    p.requests =
+        TokenBucket(cc_.limits.requests_per_s_per_peer, cc_.limits.requests_per_s_per_peer);
+    p.connects =
+        TokenBucket(cc_.limits.connects_per_s_per_peer, cc_.limits.connects_per_s_per_peer);
+    return p;
+}
 
 // ---------------------------------------------------------------- datagrams
 
 void ControlCore::handle(uint8_t port_index, SocketAddress from, std::span<const uint8_t> datagram,
-                         uint64_t now_ms, Outbox& out) {
-    if (looks_like_envelope(datagram))
-        return handle_envelope(port_index, from, datagram, now_ms, out);
-    if (looks_like_wg_initiation(datagram)) return handle_wireguard(from, datagram, now_ms);
+                         const Clock& now, Outbox& out) {
+    if (looks_like_envelope(datagram)) return handle_envelope(port_index, from, datagram, now, out);
+    if (looks_like_wg_initiation(datagram)) return handle_wireguard(from, datagram, now);
     if (wire::stun::looks_like_stun(datagram))
-        return handle_stun(port_index, from, datagram, now_ms, out);
+        return handle_stun(port_index, from, datagram, now, out);
     reject("unknown_datagram");
 }
 
+bool ControlCore::allow_unauthenticated(Ipv4 source, const Clock& now, double cost) {
+    if (!unauthenticated_.allow(source, now.monotonic_ms)) {
+        reject("rate_limited");
+        return false;
+    }
+    // One budget for all sources: a flood from many addresses, each within its own
+    // limit, cannot make control spend more than this on senders it does not know.
+    if (!unauthenticated_budget_.take(now.monotonic_ms, cost)) {
+        reject("unauthenticated_budget");
+        return false;
+    }
+    return true;
+}
+
 void ControlCore::handle_stun(uint8_t port, SocketAddress from, std::span<const uint8_t> datagram,
-                              uint64_t now_ms, Outbox& out) {
-    if (!unauthenticated_.allow(from.ip, now_ms)) return reject("rate_limited");
+                              const Clock& now, Outbox& out) {
+    // STUN costs no cryptography (a parse and a reply no larger than the request): the
+    // per-source limit only, so that it cannot spend the budget of key agreements.
+    if (!unauthenticated_.allow(from.ip, now.monotonic_ms)) return reject("rate_limited");
     auto request = wire::stun::parse_binding_request(datagram);
     if (!request) return reject(wire::stun::to_string(request.error()));
     // No amplification: the request's size, except that a bare 20..28-byte request (coturn's
@@ -97,8 +153,11 @@ void ControlCore::handle_stun(uint8_t port, SocketAddress from, std::span<const 
 }
 
 void ControlCore::handle_wireguard(SocketAddress from, std::span<const uint8_t> datagram,
-                                   uint64_t now_ms) {
-    if (!unauthenticated_.allow(from.ip, now_ms)) return reject("rate_limited");
+                                   const Clock& now) {
+    if (pending_probes_.empty()) return reject("wireguard_unknown_probe");
+    const double cost =
+        static_cast<double>((pending_probes_.size() + kProbeKeysPerToken - 1) / kProbeKeysPerToken);
+    if (!allow_unauthenticated(from.ip, now, cost)) return;
     // The agent pointed a throw-away WireGuard peer (its probe key) at us: the initiation's
     // mac1 is keyed with that key, so a match names the agent whose WireGuard port this is.
     for (auto it = pending_probes_.begin(); it != pending_probes_.end(); ++it) {
@@ -108,71 +167,123 @@ void ControlCore::handle_wireguard(SocketAddress from, std::span<const uint8_t> 
         if (peer == peers_.end()) return reject("wireguard_unknown_probe");
         peer->second.wg_reflexive = from;
         metrics_.wg_observations.Increment();
+        refresh_sessions(peer->second);
         return;
     }
     reject("wireguard_unknown_probe");
 }
 
 void ControlCore::handle_envelope(uint8_t port, SocketAddress from,
-                                  std::span<const uint8_t> datagram, uint64_t now_ms, Outbox& out) {
+                                  std::span<const uint8_t> datagram, const Clock& now,
+                                  Outbox& out) {
     auto header = peek_request(datagram);
     if (!header) return reject(to_string(header.error()));
 
     auto peer_it = peers_.find(header->sender);
+    const bool known = peer_it != peers_.end();
+    bool used_recent = false;
     SharedKey key{};
-    if (peer_it != peers_.end()) {
+    if (known) {
+        // A registered agent's key is cached: its messages cost no key agreement, and no
+        // budget an unknown sender can spend stands in their way.
         key = peer_it->second.shared;
+    } else if (auto recent = recent_keys_.find(header->sender); recent != recent_keys_.end()) {
+        // Proved its key a moment ago (most often: told not_registered, now registering).
+        // Once: each key agreement buys at most one more message, so the flood's cheap
+        // replies are bounded by the budget too.
+        if (!unauthenticated_.allow(from.ip, now.monotonic_ms)) return reject("rate_limited");
+        key = recent->second;
+        recent_keys_.erase(recent);  // its entry in recent_order_ goes when it comes round
+        used_recent = true;
     } else {
-        // An unknown sender costs an X25519 operation: rate-limited per source.
-        if (!unauthenticated_.allow(from.ip, now_ms)) return reject("rate_limited");
+        // An unknown sender costs a key agreement (X25519): its source's limit and the
+        // global budget first.
+        if (!allow_unauthenticated(from.ip, now, 1.0)) return;
+        metrics_.key_agreements.Increment();
         auto computed = shared_key(header->sender, keys_.secret_key);
         if (!computed) return reject("bad_key");
         key = *computed;
     }
     auto plaintext = open_request(datagram, key);
     if (!plaintext) return reject(to_string(plaintext.error()));
+    if (!known && !used_recent && recent_keys_.emplace(header->sender, key).second) {
+        recent_order_.push_back(header->sender);
+        if (recent_order_.size() > kRecentKeys) {
+            recent_keys_.erase(recent_order_.front());
+            recent_order_.pop_front();
+        }
+    }
 
     // From here on the sender proved its key: it may get (size-capped) error replies.
+    // Replay state is kept only for senders control knows (each registered agent has its
+    // own guard; a register's nonce is kept by its network once admitted: on_register),
+    // so a sender with a self-made key stores nothing, and cannot fill anyone's guard.
+    const uint64_t window_ms = uint64_t{cc_.timestamp_window_s} * 1000;
     auto message = decode(*plaintext);
     if (!message) {
-        // Its nonce is spent like any other's, so that a copy of it gets no second reply:
-        // checked against the header's timestamp when the header is whole, else now.
-        const auto verdict =
-            replay_.check(header->nonce, peek_timestamp(*plaintext).value_or(now_ms), now_ms);
-        if (verdict != ReplayGuard::Verdict::fresh) return reject(to_string(verdict));
+        // A registered agent's nonce is spent like any other's, so that a copy of it gets
+        // no second reply: checked against the header's timestamp when the header is
+        // whole, else now.
+        const uint64_t ts = peek_timestamp(*plaintext).value_or(now.wall_ms);
+        if (known) {
+            const auto verdict = peer_it->second.replay.check(header->nonce, ts, now.wall_ms);
+            if (verdict != ReplayGuard::Verdict::fresh) return reject(to_string(verdict));
+        } else if (!within_window(ts, now.wall_ms, window_ms)) {
+            return reject("stale_timestamp");
+        }
         // Counted once, as the Error reply's code (reply() counts every Error it sends).
         return reply(port, from, key, 0, Error{ErrorCode::malformed, to_string(message.error())},
-                     now_ms, datagram.size(), out);
+                     now, datagram.size(), out);
     }
-    const auto verdict = replay_.check(header->nonce, message->timestamp_ms, now_ms);
-    if (verdict != ReplayGuard::Verdict::fresh) return reject(to_string(verdict));
+    if (known) {
+        const auto verdict =
+            peer_it->second.replay.check(header->nonce, message->timestamp_ms, now.wall_ms);
+        if (verdict != ReplayGuard::Verdict::fresh) return reject(to_string(verdict));
+        // After the replay check: a copy of its messages costs the agent nothing.
+        if (!peer_it->second.requests.take(now.monotonic_ms)) {
+            reject("peer_rate_limited");
+            return reply(port, from, key, message->request_id,
+                         Error{ErrorCode::rate_limited, "too many requests"}, now, datagram.size(),
+                         out);
+        }
+    } else if (!within_window(message->timestamp_ms, now.wall_ms, window_ms)) {
+        return reject("stale_timestamp");
+    }
 
     const MessageType type = type_of(message->body);
     const uint32_t id = message->request_id;
     if (const auto* m = std::get_if<RegisterPeer>(&message->body)) {
         metrics_.message(to_string(type));
-        Body r = on_register(header->sender, key, *m, port, from, now_ms, out);
-        return reply(port, from, key, id, r, now_ms, datagram.size(), out);
+        Reply r = on_register(header->sender, key, *m, header->nonce, message->timestamp_ms, port,
+                              from, now, out);
+        if (!r) return;  // a copy of a registration: no second reply
+        return reply(port, from, key, id, *r, now, datagram.size(), out);
     }
-    if (peer_it == peers_.end()) {
+    if (!known) {
         // Counted once, by reply() (as for malformed above).
-        return reply(port, from, key, id, Error{ErrorCode::not_registered, "register first"},
-                     now_ms, datagram.size(), out);
+        return reply(port, from, key, id, Error{ErrorCode::not_registered, "register first"}, now,
+                     datagram.size(), out);
     }
     Peer& peer = peer_it->second;
-    peer.last_seen_ms = now_ms;
+    peer.last_seen_ms = now.monotonic_ms;
     uint8_t reply_port = port;
     Body r;
     if (const auto* m = std::get_if<Keepalive>(&message->body)) {
-        r = on_keepalive(peer, *m, port, from, now_ms, reply_port);
-        reclassify(peer, now_ms, out);
+        r = on_keepalive(peer, *m, port, from, reply_port);
+        reclassify(peer, now, out);
+        refresh_sessions(peer);
         // The Status reports the class including what this keepalive just showed (else the
         // agent would learn it only a keepalive interval later).
         std::get<Status>(r).nat_class = peer.nat_class;
     } else if (const auto* m = std::get_if<Connect>(&message->body)) {
-        r = on_connect(peer, *m, now_ms, out);
+        if (peer.connects.take(now.monotonic_ms)) {
+            r = on_connect(peer, *m, now, out);
+        } else {
+            reject("peer_connects_limited");
+            r = Error{ErrorCode::rate_limited, "too many connects"};
+        }
     } else if (const auto* m = std::get_if<ResultReport>(&message->body)) {
-        r = on_result(peer, *m, now_ms, out);
+        r = on_result(peer, *m, now, out);
     } else if (const auto* m = std::get_if<Release>(&message->body)) {
         r = on_release(peer, *m);
     } else if (std::holds_alternative<Deregister>(message->body)) {
@@ -182,12 +293,12 @@ void ControlCore::handle_envelope(uint8_t port, SocketAddress from,
         return;
     }
     metrics_.message(to_string(type));
-    reply(reply_port, from, key, id, r, now_ms, SIZE_MAX, out);
+    reply(reply_port, from, key, id, r, now, SIZE_MAX, out);
 }
 
 void ControlCore::reply(uint8_t port, SocketAddress to, const SharedKey& key, uint32_t request_id,
-                        const Body& body, uint64_t now_ms, size_t max_len, Outbox& out) {
-    Message m{now_ms, request_id, body};
+                        const Body& body, const Clock& now, size_t max_len, Outbox& out) {
+    Message m{now.wall_ms, request_id, body};
     // Error texts are cut so that a reply to a peer not yet registered is never larger
     // than its request.
     if (auto* e = std::get_if<Error>(&m.body)) {
@@ -202,31 +313,46 @@ void ControlCore::reply(uint8_t port, SocketAddress to, const SharedKey& key, ui
     out.push_back({port, to, std::move(sealed)});
 }
 
-void ControlCore::notify(const Peer& p, const Body& body, uint64_t now_ms, Outbox& out) {
+void ControlCore::notify(const Peer& p, const Body& body, const Clock& now, Outbox& out) {
     out.push_back(
-        {p.notify_port, p.notify_to, seal_reply(p.shared, encode(Message{now_ms, 0, body}))});
+        {p.notify_port, p.notify_to, seal_reply(p.shared, encode(Message{now.wall_ms, 0, body}))});
 }
 
 // ---------------------------------------------------------------- requests
 
-Body ControlCore::on_register(const PublicKey& agent, const SharedKey& shared,
-                              const RegisterPeer& m, uint8_t port, SocketAddress from,
-                              uint64_t now_ms, Outbox& out) {
+ControlCore::Reply ControlCore::on_register(const PublicKey& agent, const SharedKey& shared,
+                                            const RegisterPeer& m, const Nonce& nonce,
+                                            uint64_t timestamp_ms, uint8_t port, SocketAddress from,
+                                            const Clock& now, Outbox& out) {
     auto refuse = [&](ErrorCode code, std::string text) -> Body {
         metrics_.registration(to_string(code));
         return Error{code, std::move(text)};
     };
-    if (!registrations_.allow(from.ip, now_ms)) return refuse(ErrorCode::rate_limited, "slow down");
-    auto network = authorizer_.authorize(m.token, agent, unix_s(now_ms));
+    // A registered agent registering again (roaming) is limited as that agent (its
+    // request limit, handle_envelope); a new one by its source.
+    auto existing = peers_.find(agent);
+    if (existing == peers_.end() && !registrations_.allow(from.ip, now.monotonic_ms))
+        return refuse(ErrorCode::rate_limited, "slow down");
+    auto network = authorizer_.authorize(m.token, agent, unix_s(now.wall_ms));
     if (!network) return refuse(network.error(), to_string(network.error()));
     const size_t net = *network;
+    // Admitted: from here on its nonce is kept (by the network: the agent may not be
+    // registered yet, or be forgotten while a copy is still inside the window).
+    if (const auto verdict = register_replay_[net].check(nonce, timestamp_ms, now.wall_ms);
+        verdict != ReplayGuard::Verdict::fresh) {
+        reject(to_string(verdict));
+        return std::nullopt;
+    }
 
     // The WireGuard key names the peer to others in its network: one agent per key.
     if (Peer* holder = find_by_wg(net, m.wg_public_key); holder && holder->agent_key != agent)
         return refuse(ErrorCode::not_allowed, "wireguard key registered by another agent");
 
-    auto existing = peers_.find(agent);
+    // The agent's own replay guard goes with it to its new network (else copies of its
+    // last messages would be fresh again).
+    std::optional<ReplayGuard> carried;
     if (existing != peers_.end() && existing->second.network != net) {
+        carried = existing->second.replay;
         forget_peer(agent, "network_changed");
         existing = peers_.end();
     }
@@ -235,10 +361,9 @@ Body ControlCore::on_register(const PublicKey& agent, const SharedKey& shared,
             return refuse(ErrorCode::peer_limit, "node full");
         if (peers_per_network_[net] >= cc_.networks[net].max_peers)
             return refuse(ErrorCode::peer_limit, "network full");
-        Peer p;
-        p.agent_key = agent;
-        p.network = net;
-        p.registered_ms = now_ms;
+        Peer p = new_peer(agent, net, now);
+        if (carried) p.replay = std::move(*carried);
+        p.replay.check(nonce, timestamp_ms, now.wall_ms);  // this registration's own nonce
         existing = peers_.emplace(agent, std::move(p)).first;
         ++peers_per_network_[net];
     }
@@ -267,7 +392,7 @@ Body ControlCore::on_register(const PublicKey& agent, const SharedKey& shared,
         p.notify_to = from, p.notify_port = 0;
     else if (p.notify_to.ip == 0)
         p.notify_to = from, p.notify_port = port;
-    p.last_seen_ms = now_ms;
+    p.last_seen_ms = now.monotonic_ms;
     p.probe_key = m.probe_key;
     if (!is_zero(m.probe_key)) {
         if (pending_probes_.size() >= kMaxPendingProbes) {
@@ -278,9 +403,11 @@ Body ControlCore::on_register(const PublicKey& agent, const SharedKey& shared,
                 });
             pending_probes_.erase(oldest);
         }
-        pending_probes_[m.probe_key] = {agent, now_ms, crypto::mac1_key_for(m.probe_key)};
+        pending_probes_[m.probe_key] = {agent, now.monotonic_ms, crypto::mac1_key_for(m.probe_key)};
     }
-    reclassify(p, now_ms, out);
+    reclassify(p, now, out);
+    // Its sessions expect it where this registration came from now (roaming).
+    refresh_sessions(p);
     // After a control restart, the sessions read back become their peers' again as soon as
     // both are back (not only at the next tick), so a connect finds them.
     for (uint64_t id : std::vector<uint64_t>(adopted_ids_.begin(), adopted_ids_.end())) {
@@ -293,8 +420,7 @@ Body ControlCore::on_register(const PublicKey& agent, const SharedKey& shared,
 }
 
 Body ControlCore::on_keepalive(Peer& p, const Keepalive& m, uint8_t port, SocketAddress from,
-                               uint64_t now_ms, uint8_t& reply_port) {
-    (void)now_ms;
+                               uint8_t& reply_port) {
     if (m.rtt_us) p.rtt_us = m.rtt_us;
     if (m.probe_done) {
         p.observation.filtering_probed = true;
@@ -325,7 +451,7 @@ Peer* ControlCore::find_by_wg(size_t network, const PublicKey& wg) {
     return p == peers_.end() ? nullptr : &p->second;
 }
 
-void ControlCore::reclassify(Peer& p, uint64_t now_ms, Outbox& out) {
+void ControlCore::reclassify(Peer& p, const Clock& now, Outbox& out) {
     const NatClass before = p.nat_class;
     p.nat_class = classify(p.observation);
     if (p.nat_class == before || p.nat_class == NatClass::unknown) return;
@@ -351,7 +477,7 @@ void ControlCore::reclassify(Peer& p, uint64_t now_ms, Outbox& out) {
         }
         it = guessed_attempts_.erase(it);
         // If the allocation is refused, the punch's direct_failed asks again.
-        if (x && y && !can_punch(x->nat_class, y->nat_class)) offer_relay(at, *x, *y, out, now_ms);
+        if (x && y && !can_punch(x->nat_class, y->nat_class)) offer_relay(at, *x, *y, out, now);
     }
     // Promotion (BRIEF §5): a relayed pair of this peer that can now punch tries at once.
     for (uint64_t id : std::vector<uint64_t>(p.sessions.begin(), p.sessions.end())) {
@@ -361,57 +487,80 @@ void ControlCore::reclassify(Peer& p, uint64_t now_ms, Outbox& out) {
         Peer* y = find_by_wg(a->second.network, a->second.spec.sides[1].public_key);
         if (!x || !y) continue;
         a->second.last_trial_ms = 0;
-        maybe_promote(a->second, *x, *y, now_ms, out);
+        maybe_promote(a->second, *x, *y, now, out);
     }
 }
 
 bool ControlCore::claim_adopted(uint64_t id, Allocation& alloc) {
-    // Both keys registered again in one network: the session is theirs again.
-    for (size_t n = 0; n < cc_.networks.size(); ++n) {
-        Peer* x = find_by_wg(n, alloc.spec.sides[0].public_key);
-        Peer* y = find_by_wg(n, alloc.spec.sides[1].public_key);
-        if (!x || !y) continue;
-        alloc.network = n;
-        alloc.adopted = false;
-        adopted_ids_.erase(id);
-        x->sessions.insert(id);
-        y->sessions.insert(id);
-        return true;
-    }
-    return false;
+    // Both keys registered again in the network that allocated it (its id names it:
+    // session_ids.hpp): the session is theirs again.  Another network's peers with the
+    // same keys never match.
+    if (alloc.network == kNoNetwork) return false;
+    Peer* x = find_by_wg(alloc.network, alloc.spec.sides[0].public_key);
+    Peer* y = find_by_wg(alloc.network, alloc.spec.sides[1].public_key);
+    if (!x || !y) return false;
+    alloc.adopted = false;
+    adopted_ids_.erase(id);
+    x->sessions.insert(id);
+    y->sessions.insert(id);
+    refresh_sessions(*x);
+    refresh_sessions(*y);
+    return true;
 }
 
-void ControlCore::maybe_promote(Allocation& alloc, Peer& x, Peer& y, uint64_t now_ms, Outbox& out) {
+void ControlCore::maybe_promote(Allocation& alloc, Peer& x, Peer& y, const Clock& now,
+                                Outbox& out) {
     const uint64_t trial_ms = uint64_t{cc_.promotion_interval_s} * 1000;
-    if (alloc.last_trial_ms != 0 && elapsed(now_ms, alloc.last_trial_ms) < trial_ms) return;
+    if (alloc.last_trial_ms != 0 && elapsed(now.monotonic_ms, alloc.last_trial_ms) < trial_ms)
+        return;
     if (!can_punch(x.nat_class, y.nat_class) || attempts_.size() >= kMaxAttempts) return;
-    alloc.last_trial_ms = now_ms;
+    alloc.last_trial_ms = now.monotonic_ms;
     Attempt a;
     a.id = next_attempt_id_++;
     a.network = alloc.network;
     a.wg = {x.wg_key, y.wg_key};
-    a.started_ms = now_ms;
+    a.started_ms = now.monotonic_ms;
     a.promotion = true;
     Attempt& stored = attempts_.emplace(a.id, a).first->second;
     metrics_.connect("promotion_trial");
-    start_punch(stored, x, y, out, now_ms);
+    start_punch(stored, x, y, out, now);
 }
 
-Body ControlCore::on_connect(Peer& p, const Connect& m, uint64_t now_ms, Outbox& out) {
+void ControlCore::make_room_for_attempt(Peer* p) {
+    auto drop = [&](uint64_t id) {
+        attempts_.erase(id);
+        guessed_attempts_.erase(id);
+        metrics_.rejected("attempt_evicted");
+    };
+    if (p) {
+        // Ids of attempts that expired meanwhile are skipped; the oldest live one goes.
+        while (!p->attempts.empty() && !attempts_.count(p->attempts.front()))
+            p->attempts.pop_front();
+        if (p->attempts.size() >= kMaxAttemptsPerPeer) {
+            drop(p->attempts.front());
+            p->attempts.pop_front();
+        }
+    }
+    if (attempts_.size() >= kMaxAttempts) drop(attempts_.begin()->first);
+}
+
+Body ControlCore::on_connect(Peer& p, const Connect& m, const Clock& now, Outbox& out) {
     const auto t0 = std::chrono::steady_clock::now();
     Peer* other = find_by_wg(p.network, m.peer);
     // Another network's peer is reported exactly like a missing one: networks never learn
     // of each other.
     if (!other || other == &p) return Error{ErrorCode::unknown_peer, "no such peer"};
-    if (attempts_.size() >= kMaxAttempts)
-        return Error{ErrorCode::rate_limited, "too many attempts"};
+    // A peer holds at most kMaxAttemptsPerPeer attempts, so that no peer (nor a few) can
+    // fill the node's table and refuse everyone else's connects.
+    make_room_for_attempt(&p);
 
     Attempt attempt;
     attempt.id = next_attempt_id_++;
     attempt.network = p.network;
     attempt.wg = {p.wg_key, other->wg_key};
-    attempt.started_ms = now_ms;
+    attempt.started_ms = now.monotonic_ms;
     Attempt& a = attempts_.emplace(attempt.id, attempt).first->second;
+    p.attempts.push_back(attempt.id);
 
     const bool existing_relay = allocation_of(p.network, p.wg_key, other->wg_key).has_value();
     const bool punch =
@@ -420,9 +569,10 @@ Body ControlCore::on_connect(Peer& p, const Connect& m, uint64_t now_ms, Outbox&
     if (punch) {
         if (p.nat_class == NatClass::unknown || other->nat_class == NatClass::unknown)
             guessed_attempts_.insert(a.id);
-        start_punch(a, p, *other, out, now_ms);
-    } else if (auto error = offer_relay(a, p, *other, out, now_ms)) {
+        start_punch(a, p, *other, out, now);
+    } else if (auto error = offer_relay(a, p, *other, out, now)) {
         attempts_.erase(attempt.id);
+        p.attempts.pop_back();
         return *error;
     }
     metrics_.rendezvous_seconds.Observe(
@@ -448,12 +598,57 @@ std::vector<Candidate> ControlCore::candidates_of(const Peer& p, const Peer& oth
     return c;
 }
 
-void ControlCore::start_punch(Attempt& a, Peer& x, Peer& y, Outbox& out, uint64_t now_ms) {
+void ControlCore::start_punch(Attempt& a, Peer& x, Peer& y, Outbox& out, const Clock& now) {
     const FireDelays d = fire_delays(x.rtt_us, y.rtt_us, cc_.punch_lead_ms);
-    notify(x, Punch{a.id, y.wg_key, d.a_ms, cc_.punch_deadline_ms, candidates_of(y, x)}, now_ms,
-           out);
-    notify(y, Punch{a.id, x.wg_key, d.b_ms, cc_.punch_deadline_ms, candidates_of(x, y)}, now_ms,
-           out);
+    notify(x, Punch{a.id, y.wg_key, d.a_ms, cc_.punch_deadline_ms, candidates_of(y, x)}, now, out);
+    notify(y, Punch{a.id, x.wg_key, d.b_ms, cc_.punch_deadline_ms, candidates_of(x, y)}, now, out);
+}
+
+void ControlCore::expect_sources(const Peer& p, SideSpec& side) const {
+    // The public IP of its WireGuard port: observed by the probe, else that of the
+    // agent's own socket (its latest request on its main socket; its registration's at
+    // first), the same NAT's address.  The port only where the NAT maps
+    // endpoint-independently (the data plane sees the mapping control saw), and only once
+    // observed: WireGuard's port is another mapping than the agent's socket.
+    const Ipv4 ip = p.wg_reflexive ? p.wg_reflexive->ip : p.notify_to.ip;
+    side.allowed_source = ip != 0 ? Ipv4Prefix{ip, 32} : Ipv4Prefix{};
+    side.allowed_port =
+        p.wg_reflexive && maps_endpoint_independently(p.nat_class) ? p.wg_reflexive->port : 0;
+}
+
+bool ControlCore::push_update(uint64_t id, Allocation& alloc) {
+    const SessionSpec& s = alloc.spec;
+    SessionUpdate u;
+    u.id = id;
+    u.limits = s.limits;
+    u.allowed_source = {s.sides[0].allowed_source, s.sides[1].allowed_source};
+    u.allowed_port = {s.sides[0].allowed_port, s.sides[1].allowed_port};
+    u.idle_timeout_s = s.idle_timeout_s;
+    const auto error = dataplane_.update_session(u);
+    alloc.update_pending = error.has_value();
+    metrics_.session_update(!error               ? "ok"
+                            : error->unavailable ? "dataplane_unavailable"
+                                                 : ipc::to_string(error->status));
+    return !error;
+}
+
+void ControlCore::refresh_sessions(const Peer& p) {
+    for (const uint64_t id : p.sessions) {
+        auto it = allocations_.find(id);
+        if (it == allocations_.end() || it->second.adopted) continue;
+        SessionSpec& s = it->second.spec;
+        bool changed = false;
+        for (SideSpec& side : s.sides) {
+            if (side.public_key != p.wg_key) continue;
+            SideSpec want = side;
+            expect_sources(p, want);
+            changed = changed || !(want == side);
+            side = want;
+        }
+        // The spec holds what the data plane should have (reprogram() sends it after a
+        // data-plane restart); if the update does not get through, tick() tries again.
+        if (changed) push_update(id, it->second);
+    }
 }
 
 std::optional<uint64_t> ControlCore::allocation_of(size_t network, const PublicKey& a,
@@ -483,7 +678,7 @@ std::optional<uint64_t> ControlCore::allocation_of(size_t network, const PublicK
 }
 
 std::optional<Error> ControlCore::offer_relay(Attempt& a, Peer& x, Peer& y, Outbox& out,
-                                              uint64_t now_ms) {
+                                              const Clock& now) {
     auto id = allocation_of(x.network, x.wg_key, y.wg_key);
     if (!id) {
         if (draining_) return Error{ErrorCode::draining, "node is draining"};
@@ -495,18 +690,23 @@ std::optional<Error> ControlCore::offer_relay(Attempt& a, Peer& x, Peer& y, Outb
         if (!port) return Error{ErrorCode::no_relay_ports, "no relay port free"};
         Allocation alloc;
         SessionSpec& s = alloc.spec;
-        s.id = next_session_id_++;
+        // The id names the network (session_ids.hpp): after a control restart, only this
+        // network's peers can claim the session.
+        s.id =
+            session_ids_.next(x.network, [&](uint64_t id) { return allocations_.count(id) > 0; });
         s.relay_ip = relay_address_;
         s.relay_port = *port;
         s.policy = LatchPolicy::wireguard;
         s.sides[0].public_key = x.wg_key;
         s.sides[1].public_key = y.wg_key;
+        expect_sources(x, s.sides[0]);
+        expect_sources(y, s.sides[1]);
         s.limits.packets_per_s = cc_.relay.packets_per_s;
         s.limits.bytes_per_s = cc_.relay.bytes_per_s;
         s.idle_timeout_s = cc_.relay.idle_timeout_s;
         alloc.network = x.network;
-        alloc.created_ms = now_ms;
-        alloc.last_trial_ms = now_ms;
+        alloc.created_ms = now.monotonic_ms;
+        alloc.last_trial_ms = now.monotonic_ms;
         if (auto error = dataplane_.add_session(s)) {
             ports_.give_back(*port);
             return Error{
@@ -534,12 +734,12 @@ std::optional<Error> ControlCore::offer_relay(Attempt& a, Peer& x, Peer& y, Outb
                           side,
                           s.bind_secret,
                           s.idle_timeout_s},
-               now_ms, out);
+               now, out);
     }
     return std::nullopt;
 }
 
-Body ControlCore::on_result(Peer& p, const ResultReport& m, uint64_t now_ms, Outbox& out) {
+Body ControlCore::on_result(Peer& p, const ResultReport& m, const Clock& now, Outbox& out) {
     auto it = attempts_.find(m.attempt_id);
     if (it == attempts_.end() || it->second.network != p.network ||
         (it->second.wg[0] != p.wg_key && it->second.wg[1] != p.wg_key))
@@ -547,7 +747,8 @@ Body ControlCore::on_result(Peer& p, const ResultReport& m, uint64_t now_ms, Out
     Attempt& a = it->second;
     const PublicKey& other_key = a.wg[0] == p.wg_key ? a.wg[1] : a.wg[0];
     metrics_.punch_outcome(to_string(m.outcome));
-    const double since_connect = static_cast<double>(elapsed(now_ms, a.started_ms)) / 1000.0;
+    const double since_connect =
+        static_cast<double>(elapsed(now.monotonic_ms, a.started_ms)) / 1000.0;
     switch (m.outcome) {
         case Outcome::direct_ok:
             if (!a.finished) metrics_.connect_direct_seconds.Observe(since_connect);
@@ -559,7 +760,7 @@ Body ControlCore::on_result(Peer& p, const ResultReport& m, uint64_t now_ms, Out
             if (a.promotion) break;  // the relay session stays; the peers go back to it
             Peer* other = find_by_wg(p.network, other_key);
             if (!other) return Error{ErrorCode::unknown_peer, "no such peer"};
-            if (auto error = offer_relay(a, p, *other, out, now_ms)) return *error;
+            if (auto error = offer_relay(a, p, *other, out, now)) return *error;
             break;
         }
         case Outcome::relayed_ok:
@@ -612,7 +813,8 @@ void ControlCore::forget_peer(const PublicKey& agent_key, const char* reason) {
     peers_.erase(it);
 }
 
-void ControlCore::tick(uint64_t now_ms, Outbox& out) {
+void ControlCore::tick(const Clock& now, Outbox& out) {
+    const uint64_t now_ms = now.monotonic_ms;  // every timeout: the wall clock may step
     const uint64_t timeout_ms = uint64_t{cc_.peer_timeout_s} * 1000;
     std::vector<PublicKey> silent;
     for (const auto& [key, p] : peers_)
@@ -644,9 +846,20 @@ void ControlCore::tick(uint64_t now_ms, Outbox& out) {
         Peer* x = find_by_wg(alloc.network, alloc.spec.sides[0].public_key);
         Peer* y = find_by_wg(alloc.network, alloc.spec.sides[1].public_key);
         // Promotion trial: a relayed pair whose classes allow punching tries again.
-        if (x && y) maybe_promote(alloc, *x, *y, now_ms, out);
+        if (x && y) maybe_promote(alloc, *x, *y, now, out);
     }
-    for (uint64_t id : expired) release(id, "peers_not_back");
+    for (uint64_t id : expired) {
+        const bool orphan = allocations_.at(id).network == kNoNetwork;
+        release(id, orphan ? "unknown_network" : "peers_not_back");
+    }
+
+    // Expected sources the data plane missed (it was unreachable): once a second, until
+    // the first that fails again.
+    if (elapsed(now_ms, last_update_retry_ms_) >= kUpdateRetryMs) {
+        last_update_retry_ms_ = now_ms;
+        for (auto& [id, alloc] : allocations_)
+            if (alloc.update_pending && !push_update(id, alloc)) break;
+    }
 
     if (now_ms < last_gauge_ms_ || now_ms - last_gauge_ms_ >= kGaugeIntervalMs) {
         last_gauge_ms_ = now_ms;
@@ -672,12 +885,12 @@ void ControlCore::adopt(const std::vector<SessionStats>& live, uint64_t now_ms) 
         alloc.created_ms = now_ms;
         alloc.last_trial_ms = now_ms;
         alloc.release_deadline_ms = now_ms + uint64_t{cc_.peer_timeout_s} * 1000;
-        // The network is not stored in the data plane: the first network in which both
-        // keys register claims it (tick()); until then it is matched in every network.
-        alloc.network = SIZE_MAX;
+        // The data plane stores no network: the id names it (session_ids.hpp).  Only that
+        // network's peers can claim it (claim_adopted); an id that names no network
+        // (another control's, a renamed network's) is released at the deadline.
+        alloc.network = session_ids_.network_of(s.spec.id).value_or(kNoNetwork);
         allocations_.emplace(s.spec.id, alloc);
         adopted_ids_.insert(s.spec.id);
-        next_session_id_ = std::max(next_session_id_, s.spec.id + 1);
     }
     metrics_.relay_sessions.Set(static_cast<double>(allocations_.size()));
 }

@@ -41,6 +41,9 @@ ControlMetrics::ControlMetrics(std::shared_ptr<prometheus::Registry> registry)
       wg_observations(counter(*registry, "relay_control_wireguard_observations_total",
                               "WireGuard handshake initiations matched to a registered probe key "
                               "(reflexive address of a peer's WireGuard port learned).")),
+      key_agreements(counter(*registry, "relay_control_key_agreements_total",
+                             "Key agreements (X25519) for senders control did not know: the "
+                             "work limits.unauthenticated_per_s bounds.")),
       relay_allocations(counter(*registry, "relay_control_relay_allocations_total",
                                 "Relay sessions allocated and programmed into the data plane.")),
       dataplane_reprograms(counter(*registry, "relay_control_dataplane_reprograms_total",
@@ -84,6 +87,10 @@ ControlMetrics::ControlMetrics(std::shared_ptr<prometheus::Registry> registry)
                                "Results peers reported, by outcome.")),
       relay_releases_(counters(*registry_, "relay_control_relay_releases_total",
                                "Relay sessions released, by reason.")),
+      session_updates_(counters(*registry_, "relay_control_session_updates_total",
+                                "Updates of relay sessions' expected sources sent to the data "
+                                "plane (a peer re-registered or its observed address changed), "
+                                "by result.")),
       peers_(BuildGauge()
                  .Name("relay_control_peers")
                  .Help("Registered peers by NAT class.")

@@ -32,6 +32,18 @@ uint64_t wall_ms() {
                                      .count());
 }
 
+uint64_t monotonic_ms() {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::steady_clock::now().time_since_epoch())
+                                     .count());
+}
+
+// Both clocks (control_core.hpp): timers on the monotonic one, so that a step of the wall
+// clock (NTP) expires nothing; the wall clock for what the protocol carries.
+Clock clock_now() {
+    return Clock{monotonic_ms(), wall_ms()};
+}
+
 ipc::FileDescriptor bind_udp(Ipv4 ip, uint16_t port) {
     ipc::FileDescriptor fd(::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!fd) throw std::runtime_error(std::string("UDP socket: ") + std::strerror(errno));
@@ -56,7 +68,7 @@ struct ControlServer::Impl {
     std::unique_ptr<prometheus::Exposer> exposer;
     ipc::FileDescriptor udp[2];
     ipc::SeqpacketServer admin;
-    uint64_t started_ms = wall_ms();
+    uint64_t started_ms = monotonic_ms();
     uint64_t dataplane_instance = 0;  // 0: never reached
     bool adopted = false;
     std::vector<uint8_t> buffer = std::vector<uint8_t>(65536);
@@ -95,9 +107,10 @@ struct ControlServer::Impl {
             const ssize_t got = ::recvfrom(udp[index].get(), buffer.data(), buffer.size(), 0,
                                            reinterpret_cast<sockaddr*>(&from), &len);
             if (got < 0) return;
-            core.handle(
-                static_cast<uint8_t>(index), {ntohl(from.sin_addr.s_addr), ntohs(from.sin_port)},
-                std::span<const uint8_t>(buffer.data(), static_cast<size_t>(got)), wall_ms(), out);
+            core.handle(static_cast<uint8_t>(index),
+                        {ntohl(from.sin_addr.s_addr), ntohs(from.sin_port)},
+                        std::span<const uint8_t>(buffer.data(), static_cast<size_t>(got)),
+                        clock_now(), out);
         }
     }
 
@@ -113,8 +126,14 @@ struct ControlServer::Impl {
             if (auto live = dataplane.list_sessions()) {
                 core.adopt(*live, now_ms);
                 adopted = true;
-                std::printf("relay-control: data plane up, %zu relay sessions read back\n",
-                            live->size());
+                size_t orphans = 0;
+                for (const auto& [id, a] : core.allocations())
+                    orphans += a.adopted && a.network == kNoNetwork;
+                std::printf(
+                    "relay-control: data plane up, %zu relay sessions read back, %zu of them "
+                    "naming no configured network (released after peer_timeout_s: "
+                    "reason=unknown_network)\n",
+                    live->size(), orphans);
                 std::fflush(stdout);
             }
         } else if (health->instance_id != dataplane_instance) {
@@ -139,7 +158,7 @@ struct ControlServer::Impl {
     }
 
     void run(const std::atomic<bool>& stop) {
-        uint64_t last_tick = 0, last_health = 0, last_reconcile = wall_ms();
+        uint64_t last_tick = 0, last_health = 0, last_reconcile = monotonic_ms();
         Outbox out;
         while (!stop.load()) {
             pollfd fds[2] = {{udp[0].get(), POLLIN, 0}, {udp[1].get(), POLLIN, 0}};
@@ -147,7 +166,8 @@ struct ControlServer::Impl {
             out.clear();
             for (int i = 0; i < 2; ++i)
                 if (fds[i].revents & POLLIN) receive(i, out);
-            const uint64_t now = wall_ms();
+            const Clock clock = clock_now();
+            const uint64_t now = clock.monotonic_ms;
             if (now - last_health >= kHealthMs) {
                 last_health = now;
                 check_dataplane(now);
@@ -158,11 +178,11 @@ struct ControlServer::Impl {
             }
             if (now - last_tick >= kTickMs) {
                 last_tick = now;
-                core.tick(now, out);
+                core.tick(clock, out);
             }
             send(out);
             admin.poll_once(0, [&](std::span<const uint8_t> in) {
-                return handle_admin_datagram(in, core, dataplane, wall_ms(), started_ms);
+                return handle_admin_datagram(in, core, dataplane, monotonic_ms(), started_ms);
             });
         }
     }

@@ -68,6 +68,13 @@ std::optional<ProgramError> DataplaneLink::remove_session(uint64_t id) {
     return refused(*r);
 }
 
+std::optional<ProgramError> DataplaneLink::update_session(const SessionUpdate& update) {
+    std::string error;
+    auto r = call_idempotent(ipc::UpdateSessionRequest{update}, error);  // same values: ok
+    if (!r) return ProgramError{true, ipc::Status::internal, error};
+    return refused(*r);
+}
+
 std::optional<std::vector<SessionStats>> DataplaneLink::list_sessions() {
     std::vector<SessionStats> all;
     uint64_t after = 0;

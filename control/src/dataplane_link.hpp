@@ -31,6 +31,7 @@ class DataplaneLink : public SessionProgrammer {
 
     std::optional<ProgramError> add_session(const SessionSpec& spec) override;
     std::optional<ProgramError> remove_session(uint64_t id) override;
+    std::optional<ProgramError> update_session(const SessionUpdate& update) override;
     std::optional<std::vector<SessionStats>> list_sessions() override;
     std::optional<DataplaneHealth> health() override;
 

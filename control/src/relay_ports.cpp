@@ -1,39 +1,51 @@
 #include "relay_ports.hpp"
 
+#include <sodium.h>
+
 namespace relay::control {
 
 RelayPorts::RelayPorts(uint16_t min, uint16_t max)
-    : min_(min), used_(static_cast<size_t>(max - min) + 1, false), free_(used_.size()) {}
+    : min_(min), position_(max >= min ? static_cast<size_t>(max - min) + 1 : 0) {
+    // randombytes needs libsodium initialised (idempotent; it fails only without a
+    // random source, and then the process could not seal a message either).
+    if (sodium_init() < 0) position_.clear();
+    free_.reserve(position_.size());
+    for (uint32_t i = 0; i < position_.size(); ++i) {
+        position_[i] = i;
+        free_.push_back(i);
+    }
+}
+
+void RelayPorts::remove_free(uint32_t offset) {
+    const uint32_t at = position_[offset];
+    const uint32_t last = free_.back();
+    free_[at] = last;
+    position_[last] = at;
+    free_.pop_back();
+    position_[offset] = kUsed;
+}
 
 std::optional<uint16_t> RelayPorts::take() {
-    if (free_ == 0) return std::nullopt;
-    for (size_t n = 0; n < used_.size(); ++n) {
-        const size_t i = (cursor_ + n) % used_.size();
-        if (!used_[i]) {
-            used_[i] = true;
-            --free_;
-            cursor_ = i + 1;
-            return static_cast<uint16_t>(min_ + i);
-        }
-    }
-    return std::nullopt;
+    if (free_.empty()) return std::nullopt;
+    const uint32_t offset = free_[randombytes_uniform(static_cast<uint32_t>(free_.size()))];
+    remove_free(offset);
+    return static_cast<uint16_t>(min_ + offset);
 }
 
 bool RelayPorts::take_specific(uint16_t port) {
-    if (port < min_ || port - min_ >= static_cast<int>(used_.size())) return false;
-    const size_t i = port - min_;
-    if (used_[i]) return false;
-    used_[i] = true;
-    --free_;
+    if (!in_range(port)) return false;
+    const uint32_t offset = port - min_;
+    if (position_[offset] == kUsed) return false;
+    remove_free(offset);
     return true;
 }
 
 void RelayPorts::give_back(uint16_t port) {
-    if (port < min_ || port - min_ >= static_cast<int>(used_.size())) return;
-    const size_t i = port - min_;
-    if (!used_[i]) return;
-    used_[i] = false;
-    ++free_;
+    if (!in_range(port)) return;
+    const uint32_t offset = port - min_;
+    if (position_[offset] != kUsed) return;
+    position_[offset] = static_cast<uint32_t>(free_.size());
+    free_.push_back(offset);
 }
 
 }  // namespace relay::control

@@ -11,27 +11,32 @@ size_t ReplayGuard::NonceHash::operator()(const Nonce& n) const {
     return static_cast<size_t>(h);
 }
 
-ReplayGuard::ReplayGuard(uint64_t window_ms, size_t max_entries)
-    : window_ms_(window_ms), max_entries_(max_entries) {}
+ReplayGuard::ReplayGuard(uint64_t window_ms, size_t capacity)
+    : window_ms_(window_ms), capacity_(capacity == 0 ? 1 : capacity) {}
 
-void ReplayGuard::expire(uint64_t now_ms) {
-    while (!by_expiry_.empty() && by_expiry_.front().first <= now_ms) {
-        seen_.erase(by_expiry_.front().second);
-        by_expiry_.pop_front();
-    }
+void ReplayGuard::let_go(std::multimap<uint64_t, Nonce>::iterator it) {
+    if (!has_floor_ || it->first > floor_) floor_ = it->first;
+    has_floor_ = true;
+    seen_.erase(it->second);
+    by_timestamp_.erase(it);
 }
 
 ReplayGuard::Verdict ReplayGuard::check(const Nonce& nonce, uint64_t timestamp_ms,
-                                        uint64_t now_ms) {
-    const uint64_t skew = timestamp_ms > now_ms ? timestamp_ms - now_ms : now_ms - timestamp_ms;
+                                        uint64_t wall_now_ms) {
+    const uint64_t skew =
+        timestamp_ms > wall_now_ms ? timestamp_ms - wall_now_ms : wall_now_ms - timestamp_ms;
     if (skew > window_ms_) return Verdict::stale;
-    expire(now_ms);
+    // Out of the window: a copy of these is stale now (and below the floor afterwards).
+    while (!by_timestamp_.empty() && by_timestamp_.begin()->first + window_ms_ < wall_now_ms)
+        let_go(by_timestamp_.begin());
+    if (has_floor_ && timestamp_ms <= floor_) return Verdict::too_old;
     if (seen_.count(nonce)) return Verdict::replayed;
-    if (seen_.size() >= max_entries_) return Verdict::full;
+    if (seen_.size() >= capacity_) {
+        let_go(by_timestamp_.begin());
+        if (timestamp_ms <= floor_) return Verdict::too_old;
+    }
     seen_.insert(nonce);
-    // A copy is refused as stale once its timestamp is older than the window; until then
-    // (at most timestamp + window, which is at most now + 2 windows) the nonce must be kept.
-    by_expiry_.emplace_back(now_ms + 2 * window_ms_, nonce);
+    by_timestamp_.emplace(timestamp_ms, nonce);
     return Verdict::fresh;
 }
 
@@ -43,8 +48,8 @@ const char* to_string(ReplayGuard::Verdict v) {
             return "stale_timestamp";
         case ReplayGuard::Verdict::replayed:
             return "replayed";
-        case ReplayGuard::Verdict::full:
-            return "replay_cache_full";
+        case ReplayGuard::Verdict::too_old:
+            return "older_than_replay_window";
     }
     return "unknown";
 }

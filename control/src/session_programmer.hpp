@@ -1,4 +1,4 @@
-// What control needs of the data plane: install, remove and read back relay
+// What control needs of the data plane: install, update, remove and read back relay
 // sessions, and notice a restart.  DataplaneLink is the real one (the data plane's
 // Unix socket); tests and relay-bench use an in-memory one.  An interface because
 // this is the edge between two processes, not a hot path.
@@ -33,6 +33,9 @@ class SessionProgrammer {
     virtual std::optional<ProgramError> add_session(const SessionSpec& spec) = 0;
     // ... or gone (also when it was not there).
     virtual std::optional<ProgramError> remove_session(uint64_t id) = 0;
+    // Changes what may change on a live session (its expected sources, limits, timeout)
+    // without re-latching it.
+    virtual std::optional<ProgramError> update_session(const SessionUpdate& update) = 0;
     // Every live session; std::nullopt when unavailable.
     virtual std::optional<std::vector<SessionStats>> list_sessions() = 0;
     virtual std::optional<DataplaneHealth> health() = 0;

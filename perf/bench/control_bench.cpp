@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "control_core.hpp"
+#include "control_flood.hpp"
 #include "control_metrics.hpp"
 #include "json_line.hpp"
 #include "relay/config.hpp"
@@ -45,9 +46,10 @@ constexpr uint32_t kMinPeers = 8;
 constexpr uint32_t kMaxPeers = 60000;     // one source IP each, within SourceLimiter's table
 constexpr uint32_t kMaxConnects = 30000;  // both phases' attempts stay under ControlCore's cap
 constexpr uint32_t kMaxRepeat = 100;
-constexpr uint32_t kMaxKeepaliveRounds = 1000;
-// ControlCore remembers at most 2^20 nonces (replay_guard): a run sends fewer messages.
-constexpr uint64_t kMaxMessagesPerRun = 1'000'000;
+constexpr uint32_t kMaxKeepaliveRounds = 200;
+// ControlCore keeps 256 nonces per registered agent (control_core.cpp, kPeerReplayEntries):
+// a run sends each agent fewer messages.
+constexpr uint64_t kMaxMessagesPerAgent = 240;
 
 constexpr Ipv4 kFirstSource = 0xC612'0001;   // 198.18.0.1 (RFC 2544 benchmarking range)
 constexpr uint16_t kSourcePort = 40000;      // first agent's NAT mapping
@@ -77,12 +79,25 @@ struct ControlOptions {
     uint32_t repeat = 3;
     bool check = false;
     bool help = false;
+    FloodOptions flood;
 };
+
+// The target for the flood phase: registered peers' p99 with the flood at most
+// twice that without it (control_flood.hpp).
+constexpr double kFloodP99RatioTarget = 2.0;
 
 uint64_t wall_ms() {
     return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                      std::chrono::system_clock::now().time_since_epoch())
                                      .count());
+}
+
+// Both of control's clocks, as the server reads them for each datagram.
+ctl::Clock clock_now() {
+    return ctl::Clock{static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                Clock::now().time_since_epoch())
+                                                .count()),
+                      wall_ms()};
 }
 
 double seconds(Clock::duration d) {
@@ -188,6 +203,16 @@ class InMemoryDataplane final : public ctl::SessionProgrammer {
             return ctl::ProgramError{false, ipc::Status::not_found, "no such session"};
         return std::nullopt;
     }
+    std::optional<ctl::ProgramError> update_session(const SessionUpdate& u) override {
+        auto it = sessions_.find(u.id);
+        if (it == sessions_.end())
+            return ctl::ProgramError{false, ipc::Status::not_found, "no such session"};
+        for (size_t i = 0; i < 2; ++i) {
+            it->second.sides[i].allowed_source = u.allowed_source[i];
+            it->second.sides[i].allowed_port = u.allowed_port[i];
+        }
+        return std::nullopt;
+    }
     std::optional<std::vector<SessionStats>> list_sessions() override {
         std::vector<SessionStats> live;
         for (const auto& [id, spec] : sessions_) live.push_back(SessionStats{spec, {}, 0, 0});
@@ -245,6 +270,7 @@ struct RunResult {
     size_t relay_sessions_held = 0;  // while the punch connects were timed
     size_t box_open_bytes = 0;
     double seconds = 0;  // the whole run, checks included
+    FloodResult flood;
 
     double registrations_vs_x25519() const { return registrations_per_s / x25519_beforenm_per_s; }
     double keepalives_vs_box_open() const { return keepalives_per_s / box_open_afternm_per_s; }
@@ -256,7 +282,7 @@ double drive(ctl::ControlCore& core, const std::vector<Request>& requests, ctl::
     out.clear();
     out.reserve(requests.size());
     const auto start = Clock::now();
-    for (const Request& q : requests) core.handle(q.port, q.from, q.bytes, wall_ms(), out);
+    for (const Request& q : requests) core.handle(q.port, q.from, q.bytes, clock_now(), out);
     return static_cast<double>(requests.size()) / seconds(Clock::now() - start);
 }
 
@@ -383,7 +409,7 @@ bool time_connects(ctl::ControlCore& core, const std::vector<Agent>& agents,
     for (size_t k = 0; k < requests.size(); ++k) {
         const Request& q = requests[k];
         out.clear();
-        const uint64_t now = wall_ms();
+        const ctl::Clock now = clock_now();
         const auto start = Clock::now();
         core.handle(q.port, q.from, q.bytes, now, out);
         const auto stop = Clock::now();
@@ -413,6 +439,13 @@ Config make_config(uint32_t peers, const ctl::NetworkSecret& secret) {
     // limits keep their defaults: every agent has a source address of its own.
     config.control.limits.max_peers = peers;
     config.control.limits.sessions_per_peer = kSessionsPerPeer;
+    // These phases measure what each message costs, not the limits: the global budget of
+    // key agreements and the per-peer request limits are opened wide (every agent
+    // registers at once, then sends its keepalives and connects back to back).  The
+    // flood phase measures them at their defaults.
+    config.control.limits.unauthenticated_per_s = 10'000'000;
+    config.control.limits.requests_per_s_per_peer = 1'000'000;
+    config.control.limits.connects_per_s_per_peer = 1'000'000;
     config.control.relay.relay_address = kRelayAddress;
     config.control.relay.port_min = 1024;
     config.control.relay.port_max = 65535;
@@ -547,7 +580,7 @@ bool run_phases(const ControlOptions& options, const Config& config, const ctl::
         requests.push_back(make_request(agents, i, 1, from,
                                         ctl::Keepalive{20000, false, is_cone, is_cone}, wall_ms()));
         const Request& q = requests.back();
-        const uint64_t now = wall_ms();
+        const ctl::Clock now = clock_now();
         const auto start = Clock::now();
         core.handle(q.port, q.from, q.bytes, now, out);
         busy += Clock::now() - start;
@@ -618,8 +651,11 @@ bool run_once(const ControlOptions& options, const Config& config, const ctl::Ke
               std::string& error) {
     auto registry = std::make_shared<prometheus::Registry>();
     const bool ok = run_phases(options, config, server, token, agents, registry, r, error);
-    if (!ok) error += " (control's rejections: " + rejections(*registry) + ")";
-    return ok;
+    if (!ok) {
+        error += " (control's rejections: " + rejections(*registry) + ")";
+        return false;
+    }
+    return run_flood(options.flood, server, r.flood, error);
 }
 
 // ---------------------------------------------------------------------------
@@ -656,6 +692,13 @@ std::string run_json(const RunResult& r) {
         .add("connect_relay_p50_us", r.connect_relay.p50_us, 1)
         .add("connect_relay_p99_us", r.connect_relay.p99_us, 1)
         .add("connect_relay_max_us", r.connect_relay.max_us, 1)
+        .add("flood_keepalive_p99_us", r.flood.keepalive.p99_us, 1)
+        .add("flood_keepalive_base_p99_us", r.flood.keepalive_base.p99_us, 1)
+        .add("flood_connect_p99_us", r.flood.connect.p99_us, 1)
+        .add("flood_connect_base_p99_us", r.flood.connect_base.p99_us, 1)
+        .add("flood_keepalive_p99_ratio", r.flood.keepalive_p99_ratio(), 2)
+        .add("flood_connect_p99_ratio", r.flood.connect_p99_ratio(), 2)
+        .add("flood_registered_unanswered", static_cast<uint64_t>(r.flood.registered_unanswered))
         .add("run_s", r.seconds, 2);
     return line.str();
 }
@@ -676,12 +719,22 @@ bool print_result(const ControlOptions& options, const std::vector<RunResult>& r
     const double keepalives = med([](const RunResult& r) { return r.keepalives_per_s; });
     const double connect_p99 = med([](const RunResult& r) { return r.connect.p99_us; });
     const double relay_p99 = med([](const RunResult& r) { return r.connect_relay.p99_us; });
+    const double flood_keepalive_ratio =
+        med([](const RunResult& r) { return r.flood.keepalive_p99_ratio(); });
+    const double flood_connect_ratio =
+        med([](const RunResult& r) { return r.flood.connect_p99_ratio(); });
+    double unanswered = 0;
+    for (const RunResult& r : runs)
+        unanswered += static_cast<double>(r.flood.registered_unanswered);
 
     const Target targets[] = {
         {"registrations_per_s", kRegistrationsTarget, false, registrations},
         {"keepalives_per_s", kKeepalivesTarget, false, keepalives},
         {"connect_p99_us", kConnectP99TargetUs, true, connect_p99},
         {"connect_relay_p99_us", kConnectP99TargetUs, true, relay_p99},
+        {"flood_keepalive_p99_ratio", kFloodP99RatioTarget, true, flood_keepalive_ratio},
+        {"flood_connect_p99_ratio", kFloodP99RatioTarget, true, flood_connect_ratio},
+        {"flood_registered_unanswered", 0, true, unanswered},
     };
     bool all_pass = true;
     std::string targets_json = "[";
@@ -743,6 +796,42 @@ bool print_result(const ControlOptions& options, const std::vector<RunResult>& r
              1)
         .add("connect_relay_mean_us",
              med([](const RunResult& r) { return r.connect_relay.mean_us; }), 1)
+        .add("flood_peers", options.flood.peers)
+        .add("flood_seconds", options.flood.seconds)
+        .add("flood_registered_per_s", options.flood.registered_per_s)
+        .add("flood_attacker_sources", options.flood.attacker_sources)
+        .add("flood_key_agreements_per_s_one_core",
+             med([](const RunResult& r) { return r.flood.key_agreements_per_s; }), 0)
+        .add("flood_offered_per_s",
+             med([](const RunResult& r) { return r.flood.flood_offered_per_s; }), 0)
+        .add("flood_unauthenticated_budget_per_s", first.flood.unauthenticated_per_s)
+        .add("flood_key_agreements_done_per_s",
+             med([](const RunResult& r) { return r.flood.flood_key_agreements_per_s; }), 0)
+        .add("flood_answered_per_s",
+             med([](const RunResult& r) { return r.flood.flood_answered_per_s; }), 0)
+        .add("flood_clock_overhead_us",
+             med([](const RunResult& r) { return r.flood.clock_overhead_us; }), 2)
+        .add("flood_loop_share", med([](const RunResult& r) { return r.flood.flood_loop_share; }),
+             3)
+        .add("flood_keepalive_p50_us",
+             med([](const RunResult& r) { return r.flood.keepalive.p50_us; }), 1)
+        .add("flood_keepalive_p99_us",
+             med([](const RunResult& r) { return r.flood.keepalive.p99_us; }), 1)
+        .add("flood_keepalive_base_p50_us",
+             med([](const RunResult& r) { return r.flood.keepalive_base.p50_us; }), 1)
+        .add("flood_keepalive_base_p99_us",
+             med([](const RunResult& r) { return r.flood.keepalive_base.p99_us; }), 1)
+        .add("flood_connect_p50_us", med([](const RunResult& r) { return r.flood.connect.p50_us; }),
+             1)
+        .add("flood_connect_p99_us", med([](const RunResult& r) { return r.flood.connect.p99_us; }),
+             1)
+        .add("flood_connect_base_p50_us",
+             med([](const RunResult& r) { return r.flood.connect_base.p50_us; }), 1)
+        .add("flood_connect_base_p99_us",
+             med([](const RunResult& r) { return r.flood.connect_base.p99_us; }), 1)
+        .add("flood_keepalive_p99_ratio", flood_keepalive_ratio, 2)
+        .add("flood_connect_p99_ratio", flood_connect_ratio, 2)
+        .add("flood_registered_unanswered", static_cast<uint64_t>(unanswered))
         .add_raw("targets", targets_json)
         .add("all_pass", all_pass)
         .add("replies_verified", true)  // a run whose replies were wrong prints no figures
@@ -806,16 +895,34 @@ std::optional<ControlOptions> parse_options(int argc, char** argv, std::string& 
             if (!take_count(options.keepalive_rounds, 1, kMaxKeepaliveRounds)) return std::nullopt;
         } else if (argument == "--repeat") {
             if (!take_count(options.repeat, 1, kMaxRepeat)) return std::nullopt;
+        } else if (argument == "--flood-peers") {
+            if (!take_count(options.flood.peers, 2, 20000)) return std::nullopt;
+        } else if (argument == "--flood-seconds") {
+            if (!take_count(options.flood.seconds, 1, 60)) return std::nullopt;
+        } else if (argument == "--registered-per-s") {
+            if (!take_count(options.flood.registered_per_s, 10, 100000)) return std::nullopt;
+        } else if (argument == "--unauthenticated-per-s") {
+            uint32_t budget = 0;
+            if (!take_count(budget, 1, 10000000)) return std::nullopt;
+            options.flood.unauthenticated_per_s = budget;
+        } else if (argument == "--flood-per-s") {
+            uint32_t rate = 0;
+            if (!take_count(rate, 1, 10000000)) return std::nullopt;
+            options.flood.flood_per_s = rate;
         } else {
             error = "unknown argument '" + std::string(argv[i]) + "'";
             return std::nullopt;
         }
     }
-    const uint64_t messages =
-        uint64_t{options.peers} * (options.keepalive_rounds + 2) + 2 * uint64_t{options.connects};
-    if (messages > kMaxMessagesPerRun) {
-        error = "--peers x (--keepalive-rounds + 2) + 2 x --connects: at most " +
-                std::to_string(kMaxMessagesPerRun) + " messages per run (control's replay cache)";
+    // Each agent's messages of a run, many sealed in the same millisecond: they must fit
+    // its replay guard, which refuses what is at or below the timestamps it let go of.
+    const uint64_t cone_pairs = std::max<uint64_t>(1, (options.peers / 2 & ~1u) / 2);
+    const uint64_t per_agent = 2 + uint64_t{options.keepalive_rounds} + kRelayDistances +
+                               (options.connects + cone_pairs - 1) / cone_pairs;
+    if (per_agent > kMaxMessagesPerAgent) {
+        error = "--keepalive-rounds + --connects / (--peers / 4) + 10: at most " +
+                std::to_string(kMaxMessagesPerAgent) +
+                " messages per agent and run (control's replay guard of each agent)";
         return std::nullopt;
     }
     return options;
@@ -838,6 +945,15 @@ void print_control_usage(std::FILE* out) {
         "  --keepalive-rounds N  keepalives per peer (default 10)\n"
         "  --repeat R            runs, each on a fresh ControlCore; figures are the median\n"
         "                        (default 3)\n"
+        "  Flood phase (each run): registered peers' keepalive and connect latency while\n"
+        "  self-made keys from many sources flood control, against the same traffic\n"
+        "  without the flood; one queue served by ControlCore::handle on a modelled clock:\n"
+        "  --flood-peers N        registered peers (default 1000)\n"
+        "  --flood-seconds S      modelled seconds of traffic (default 3)\n"
+        "  --registered-per-s N   their keepalives and connects (1 in 5) a second (default 2000)\n"
+        "  --flood-per-s N        flood datagrams a second (default: the key agreements one\n"
+        "                         core does a second, measured)\n"
+        "  --unauthenticated-per-s N  control's budget (default: limits.unauthenticated_per_s)\n"
         "  --check               exit 1 if a target is missed\n"
         "  --help                this text\n",
         kMinPeers, kMaxPeers, kMaxConnects);

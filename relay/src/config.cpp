@@ -650,7 +650,8 @@ class ConfigParser {
     ControlLimits parse_limits(const Value& value) {
         MapReader map(reader_, value,
                       {"sessions_per_peer", "registrations_per_s_per_source",
-                       "unauthenticated_per_s_per_source", "max_peers"});
+                       "unauthenticated_per_s_per_source", "unauthenticated_per_s",
+                       "requests_per_s_per_peer", "connects_per_s_per_peer", "max_peers"});
         ControlLimits limits;
         if (auto v = map.get("sessions_per_peer"))
             limits.sessions_per_peer = unsigned(reader_.read_integer(*v, 1, 1024));
@@ -659,6 +660,12 @@ class ConfigParser {
         if (auto v = map.get("unauthenticated_per_s_per_source"))
             limits.unauthenticated_per_s_per_source =
                 unsigned(reader_.read_integer(*v, 1, 1000000));
+        if (auto v = map.get("unauthenticated_per_s"))
+            limits.unauthenticated_per_s = unsigned(reader_.read_integer(*v, 1, 10000000));
+        if (auto v = map.get("requests_per_s_per_peer"))
+            limits.requests_per_s_per_peer = unsigned(reader_.read_integer(*v, 1, 1000000));
+        if (auto v = map.get("connects_per_s_per_peer"))
+            limits.connects_per_s_per_peer = unsigned(reader_.read_integer(*v, 1, 1000000));
         if (auto v = map.get("max_peers"))
             limits.max_peers = unsigned(reader_.read_integer(*v, 1, 10000000));
         return limits;

@@ -40,6 +40,8 @@ Config make_config(const PublicKey& listed_agent) {
     cc.limits.sessions_per_peer = 2;
     cc.limits.registrations_per_s_per_source = 5;
     cc.limits.unauthenticated_per_s_per_source = 20;
+    // Room for the unknown senders of the tests (flood_test.cpp sets its own budgets).
+    cc.limits.unauthenticated_per_s = 1000;
     cc.limits.max_peers = 64;
 
     auto network = [](const std::string& name, unsigned max_peers) {
@@ -93,6 +95,20 @@ std::optional<ProgramError> FakeDataplane::remove_session(uint64_t id) {
     if (unavailable) return ProgramError{true, ipc::Status::internal, "data plane unreachable"};
     if (!sessions.erase(id)) return std::nullopt;  // gone already: what was asked
     removed.push_back(id);
+    return std::nullopt;
+}
+
+std::optional<ProgramError> FakeDataplane::update_session(const SessionUpdate& u) {
+    if (unavailable) return ProgramError{true, ipc::Status::internal, "data plane unreachable"};
+    auto it = sessions.find(u.id);
+    if (it == sessions.end()) return ProgramError{false, ipc::Status::not_found, "no such session"};
+    it->second.limits = u.limits;
+    it->second.idle_timeout_s = u.idle_timeout_s;
+    for (size_t i = 0; i < 2; ++i) {
+        it->second.sides[i].allowed_source = u.allowed_source[i];
+        it->second.sides[i].allowed_port = u.allowed_port[i];
+    }
+    updates.push_back(u);
     return std::nullopt;
 }
 
@@ -204,18 +220,18 @@ std::string Harness::token(const std::string& network, uint8_t secret_id,
 
 std::string Harness::token(const std::string& network) const {
     if (network == "listed") return "";
-    return token(network, 1, now / 1000 + 3600);
+    return token(network, 1, wall() / 1000 + 3600);
 }
 
 Outbox Harness::deliver(uint8_t port, SocketAddress from, std::span<const uint8_t> datagram) {
     Outbox out;
-    core->handle(port, from, datagram, now, out);
+    core->handle(port, from, datagram, clock(), out);
     return out;
 }
 
 Outbox Harness::send(TestPeer& peer, uint8_t port, const Body& body,
                      std::optional<SocketAddress> from, size_t* sent) {
-    const auto datagram = peer.seal(body, now);
+    const auto datagram = peer.seal(body, wall());
     if (sent) *sent = datagram.size();
     return deliver(port, from.value_or(peer.source[port]), datagram);
 }
@@ -255,7 +271,7 @@ void Harness::register_and_classify(TestPeer& peer, uint32_t rtt_us) {
 
 Outbox Harness::tick() {
     Outbox out;
-    core->tick(now, out);
+    core->tick(clock(), out);
     return out;
 }
 

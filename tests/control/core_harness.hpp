@@ -46,7 +46,7 @@ NetworkSecret secret_of(const std::string& network, uint8_t id);
 // alpha (max 8 peers) and beta (max 3 peers) with token secrets; "listed" with a static
 // allow-list holding `listed_agent`.  Ports 3478/3479, relay 198.51.100.10:40000-40009,
 // small limits (2 sessions per peer, 5 registrations and 20 unauthenticated datagrams a
-// second per source, 64 peers in all).
+// second per source, 64 peers in all; 1000 key agreements a second for unknown senders).
 Config make_config(const PublicKey& listed_agent);
 
 // A SessionProgrammer in memory: records what control asked for and can be told to fail.
@@ -56,6 +56,7 @@ class FakeDataplane : public SessionProgrammer {
   public:
     std::optional<ProgramError> add_session(const SessionSpec& spec) override;
     std::optional<ProgramError> remove_session(uint64_t id) override;
+    std::optional<ProgramError> update_session(const SessionUpdate& update) override;
     std::optional<std::vector<SessionStats>> list_sessions() override;
     std::optional<DataplaneHealth> health() override;
 
@@ -66,6 +67,7 @@ class FakeDataplane : public SessionProgrammer {
     std::map<uint64_t, SessionSpec> sessions;  // what the data plane holds now
     std::vector<SessionSpec> added;            // every successful add, in order
     std::vector<uint64_t> removed;             // every successful remove, in order
+    std::vector<SessionUpdate> updates;        // every successful update, in order
     size_t add_calls = 0;
     size_t remove_calls = 0;
     bool unavailable = false;                // every call fails as unreachable
@@ -167,6 +169,11 @@ class Harness {
         return metric("relay_control_rejected_messages_total", {{"reason", reason}});
     }
 
+    // The server's wall clock: `now` plus a step (NTP setting the clock), which the
+    // monotonic clock (`now` itself) never sees.  Peers' clocks follow the wall clock.
+    uint64_t wall() const { return now + wall_step; }
+    Clock clock() const { return Clock{now, wall()}; }
+
     KeyPair listed_agent = generate_key_pair();
     Config config;
     KeyPair server = generate_key_pair();
@@ -175,6 +182,7 @@ class Harness {
     std::unique_ptr<ControlMetrics> metrics;
     std::unique_ptr<ControlCore> core;
     uint64_t now = kStartMs;
+    int64_t wall_step = 0;
 
   private:
     uint32_t next_host_ = 10;

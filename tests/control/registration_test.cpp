@@ -251,7 +251,9 @@ TEST(Registration, OtherRequestsBeforeRegisterGetNotRegistered) {
 // Plaintext that does not decode, sealed by a sender control does not know: the Error reply
 // is cut so that it never outgrows the request, down to an empty plaintext.
 TEST(Registration, MalformedPlaintextReplyNeverLargerThanTheRequest) {
-    Harness h;
+    // Each is an unknown sender's key agreement: room for all of them in the global budget
+    // (tests/control/flood_test.cpp tests the budget).
+    Harness h([](Config& c) { c.control.limits.unauthenticated_per_s = 100000; });
     TestPeer p = h.make_peer("alpha");
     size_t replies = 0;
     for (size_t len = 0; len <= 40; ++len) {
@@ -407,4 +409,51 @@ TEST(Stun, RateLimitedPerSource) {
     EXPECT_EQ(h.deliver(0, {ip4(203, 0, 113, 97), 1}, request).size(), 1u);
     h.now += 1000;
     EXPECT_EQ(h.deliver(0, from, request).size(), 1u);
+}
+
+// Replay state lives with authorised senders: a copy of a registration made after its
+// agent was forgotten is still refused (the network keeps admitted registrations' nonces).
+TEST(Registration, CopyOfARegistrationAfterDeregisterIsRefused) {
+    Harness h;
+    TestPeer p = h.make_peer("alpha");
+    const auto registration = p.seal(p.register_body(), h.wall());
+    ASSERT_EQ(h.deliver(0, p.source[0], registration).size(), 1u);
+    ASSERT_TRUE(std::holds_alternative<Ok>(h.request(p, 0, Deregister{}).body));
+    ASSERT_EQ(h.peer_state(p), nullptr);
+    h.now += 5'000;
+    // The attacker's copy, from its own address: no reply, no peer registered there.
+    EXPECT_TRUE(h.deliver(0, {ip4(198, 18, 0, 1), 999}, registration).empty());
+    EXPECT_EQ(h.peer_state(p), nullptr);
+    EXPECT_EQ(h.rejected("replayed"), 1);
+}
+
+// Moving to another network keeps the agent's replay guard: a copy of a message it sent in
+// the old network is not fresh in the new one.
+TEST(Registration, ChangingNetworkKeepsTheReplayGuard) {
+    Harness h;
+    TestPeer p = h.make_peer("alpha");
+    h.register_peer(p);
+    const auto keepalive = p.seal(Keepalive{}, h.wall());
+    ASSERT_EQ(h.deliver(0, p.source[0], keepalive).size(), 1u);
+    p.token = h.token("beta");
+    h.register_peer(p);
+    ASSERT_EQ(h.peer_state(p)->network, kBeta);
+    EXPECT_TRUE(h.deliver(0, p.source[0], keepalive).empty());
+    EXPECT_EQ(h.rejected("replayed"), 1);
+}
+
+// A sender nobody authorised stores nothing: its messages leave no trace in any guard,
+// and it cannot fill the registered peers' guards.
+TEST(Registration, UnauthorisedSendersStoreNoReplayState) {
+    Harness h([](Config& c) { c.control.limits.unauthenticated_per_s = 100000; });
+    TestPeer p = h.make_peer("alpha");
+    h.register_peer(p);
+    for (int i = 0; i < 200; ++i) {
+        TestPeer x(h.server.public_key, {ip4(100, 64, 1, static_cast<uint8_t>(i)), 4000},
+                   Mapping::endpoint_independent, "rly1.not-a-token");
+        h.send(x, 0, x.register_body());  // refused: malformed token
+        h.send(x, 0, Keepalive{});        // refused: not registered
+    }
+    EXPECT_EQ(h.peer_state(p)->replay.size(), 1u) << "only p's own registration";
+    EXPECT_TRUE(std::holds_alternative<Status>(h.request(p, 0, Keepalive{}).body));
 }

@@ -221,3 +221,77 @@ TEST(Restart, ReconcileForgetsWhatTheDataplaneExpired) {
     EXPECT_TRUE(h.dataplane.has(again));
     EXPECT_TRUE(h.dataplane.has(cd));
 }
+
+// Tenant isolation after a restart: an adopted session belongs to the network that
+// allocated it.  Peers of another network that register the very same WireGuard keys
+// can neither claim it, nor be offered it, nor release it.
+TEST(Restart, AdoptedSessionStaysWithItsNetwork) {
+    Harness h;
+    TestPeer a = symmetric_peer(h, "alpha"), b = symmetric_peer(h, "alpha");
+    const uint64_t session = relayed_pair(h, a, b);
+    const SessionSpec spec = h.dataplane.sessions.at(session);
+    h.restart_control();
+    h.core->adopt(live(h.dataplane), h.now);
+
+    // Beta's peers hold the same WireGuard keys (public: anyone can name them).
+    TestPeer c = h.make_peer("beta", Mapping::symmetric);
+    TestPeer d = h.make_peer("beta", Mapping::symmetric);
+    c.wg = a.wg;
+    d.wg = b.wg;
+    h.register_and_classify(c);
+    h.register_and_classify(d);
+    h.tick();
+    EXPECT_TRUE(h.core->allocations().at(session).adopted) << "not claimed by beta";
+    EXPECT_TRUE(h.peer_state(c)->sessions.empty());
+    EXPECT_TRUE(h.peer_state(d)->sessions.empty());
+
+    // Beta cannot release it, and a connect of beta's pair gets a session of its own.
+    const Message r = h.request(c, 0, Release{session});
+    ASSERT_TRUE(std::holds_alternative<Error>(r.body));
+    EXPECT_EQ(std::get<Error>(r.body).code, ErrorCode::unknown_session);
+    EXPECT_TRUE(h.dataplane.has(session));
+    Outbox out;
+    ASSERT_TRUE(
+        std::holds_alternative<ConnectAck>(h.request(c, 0, Connect{d.wg.public_key}, &out).body));
+    const auto offers = d.notifications<RelayOffer>(out);
+    ASSERT_EQ(offers.size(), 1u);
+    EXPECT_NE(offers[0].session_id, session);
+    EXPECT_NE(offers[0].relay.port, spec.relay_port);
+
+    // Alpha's peers come back: it is theirs.
+    h.register_and_classify(a);
+    h.register_and_classify(b);
+    h.tick();
+    ASSERT_EQ(h.core->allocations().count(session), 1u);
+    EXPECT_FALSE(h.core->allocations().at(session).adopted);
+    EXPECT_EQ(h.core->allocations().at(session).network, kAlpha);
+    out.clear();
+    ASSERT_TRUE(
+        std::holds_alternative<ConnectAck>(h.request(a, 0, Connect{b.wg.public_key}, &out).body));
+    const auto again = b.notifications<RelayOffer>(out);
+    ASSERT_EQ(again.size(), 1u);
+    EXPECT_EQ(again[0].session_id, session);
+}
+
+// The adopted session of a network whose peers do not come back is released at the
+// deadline even though another network's peers with the same keys are active.
+TEST(Restart, AnotherNetworksPeersDoNotKeepAnAdoptedSession) {
+    Harness h;
+    TestPeer a = symmetric_peer(h, "alpha"), b = symmetric_peer(h, "alpha");
+    const uint64_t session = relayed_pair(h, a, b);
+    h.restart_control();
+    const uint64_t adopted_at = h.now;
+    h.core->adopt(live(h.dataplane), adopted_at);
+    TestPeer c = h.make_peer("beta", Mapping::symmetric);
+    TestPeer d = h.make_peer("beta", Mapping::symmetric);
+    c.wg = a.wg;
+    d.wg = b.wg;
+    h.register_and_classify(c);
+    h.register_and_classify(d);
+    h.now = adopted_at + 75'000;
+    h.request(c, 0, Keepalive{});
+    h.request(d, 0, Keepalive{});
+    h.tick();
+    EXPECT_FALSE(h.dataplane.has(session));
+    EXPECT_EQ(h.metric("relay_control_relay_releases_total", {{"reason", "peers_not_back"}}), 1);
+}

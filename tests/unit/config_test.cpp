@@ -790,6 +790,51 @@ std::string minimal_control(const std::string& network = "{name: a, secrets: [{i
     return kBase + "control:\n  networks: [" + network + "]\n";
 }
 
+// The global budget of unauthenticated work and the per-peer limits (line 56 holds them
+// and max_peers, so that the other cases keep their line numbers).
+const std::string kPeerLimitLines =
+    "    unauthenticated_per_s: 250\n"
+    "    requests_per_s_per_peer: 7\n"
+    "    connects_per_s_per_peer: 3\n"
+    "    max_peers: 5000";
+
+TEST(ConfigControl, LoadsBudgetAndPerPeerLimits) {
+    Config c = load(control_line(56, kPeerLimitLines));
+    EXPECT_EQ(c.control.limits.unauthenticated_per_s, 250u);
+    EXPECT_EQ(c.control.limits.requests_per_s_per_peer, 7u);
+    EXPECT_EQ(c.control.limits.connects_per_s_per_peer, 3u);
+    EXPECT_EQ(c.control.limits.max_peers, 5000u);
+}
+
+TEST(ConfigControl, BudgetAndPerPeerLimitsAreValidated) {
+    struct Case {
+        std::string line;
+        std::string path;
+        std::string text;
+    };
+    for (const Case& k : std::vector<Case>{
+             {"    unauthenticated_per_s: 0", "control.limits.unauthenticated_per_s",
+              "between 1 and 10000000"},
+             {"    unauthenticated_per_s: 10000001", "control.limits.unauthenticated_per_s",
+              "between 1 and 10000000"},
+             {"    unauthenticated_per_s: many", "control.limits.unauthenticated_per_s", "integer"},
+             {"    requests_per_s_per_peer: 0", "control.limits.requests_per_s_per_peer",
+              "between 1 and 1000000"},
+             {"    connects_per_s_per_peer: -1", "control.limits.connects_per_s_per_peer",
+              "between 1 and 1000000"},
+         }) {
+        SCOPED_TRACE(k.line);
+        try {
+            load(control_line(56, k.line + "\n    max_peers: 5000"));
+            ADD_FAILURE() << "accepted";
+        } catch (const ConfigError& e) {
+            EXPECT_EQ(e.key(), k.path) << describe(e);
+            EXPECT_EQ(e.line(), 56) << describe(e);
+            EXPECT_NE(std::string(e.what()).find(k.text), std::string::npos) << describe(e);
+        }
+    }
+}
+
 TEST(ConfigControl, LoadsEveryKey) {
     Config c = load(kControl);
     ASSERT_TRUE(c.has_control);
@@ -865,6 +910,9 @@ TEST(ConfigControl, DefaultsForOptionalKeys) {
     EXPECT_EQ(cc.relay.bytes_per_s, 0u);
     EXPECT_EQ(cc.limits.sessions_per_peer, defaults.limits.sessions_per_peer);
     EXPECT_EQ(cc.limits.max_peers, defaults.limits.max_peers);
+    EXPECT_EQ(cc.limits.unauthenticated_per_s, defaults.limits.unauthenticated_per_s);
+    EXPECT_EQ(cc.limits.requests_per_s_per_peer, defaults.limits.requests_per_s_per_peer);
+    EXPECT_EQ(cc.limits.connects_per_s_per_peer, defaults.limits.connects_per_s_per_peer);
     ASSERT_EQ(cc.networks.size(), 1u);
     EXPECT_EQ(cc.networks[0].max_peers, NetworkConfig{}.max_peers);
     ASSERT_EQ(cc.networks[0].secrets.size(), 1u);
@@ -916,8 +964,7 @@ INSTANTIATE_TEST_SUITE_P(
                                                   "    packets_per_s: 0\n"
                                                   "    bytes_per_s: 0")},
         GoodCase{"loopback_listen", control_line(35, "  listen_address: 127.0.0.1")},
-        GoodCase{"network_name_32_chars",
-                 control_line(58, "    - name: " + std::string(32, 'n'))},
+        GoodCase{"network_name_32_chars", control_line(58, "    - name: " + std::string(32, 'n'))},
         GoodCase{"empty_relay_and_limits", control_lines(46, 56, "  relay:\n  limits: {}")},
         GoodCase{"missing_key_file_is_fine",
                  control_line(37, "  key_file: /nonexistent/relay/control.key")}),

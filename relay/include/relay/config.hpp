@@ -98,7 +98,12 @@ struct ControlLimits {
     unsigned sessions_per_peer = 16;                 // relay sessions a peer may hold at once
     unsigned registrations_per_s_per_source = 20;    // per source IP (new registrations)
     unsigned unauthenticated_per_s_per_source = 50;  // STUN and unopened envelopes, per source IP
-    unsigned max_peers = 100000;                     // all networks together (bounds memory)
+    // Key agreements (X25519) for unknown senders and WireGuard probe scans, all sources
+    // together: what a flood of self-made keys can make control spend, whatever its sources.
+    unsigned unauthenticated_per_s = 100;
+    unsigned requests_per_s_per_peer = 20;  // sealed requests of one registered agent
+    unsigned connects_per_s_per_peer = 10;  // connects of one registered agent
+    unsigned max_peers = 100000;            // all networks together (bounds memory)
 };
 
 // The relay sessions control allocates in the data plane.
