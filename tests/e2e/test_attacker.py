@@ -124,6 +124,23 @@ def rss_kib(proc: subprocess.Popen, name: str) -> int:
     raise AssertionError(f"no VmRSS for {name}")
 
 
+def open_envelopes(agent: R.PeerAgent, server_key: str, payloads) -> list:
+    """Opens AGENT's control traffic with its secret key (`relay-attack open`): per
+    payload (direction "request"/"reply", message type, request id), or ("unreadable",
+    why, None) for what is no envelope of it (WireGuard's probe initiations)."""
+    out = subprocess.run([ATTACK_TOOL, "open", "--agent-key",
+                          os.path.join(agent.dir, "agent.key"), "--server-key", server_key],
+                         input="".join(p.hex() + "\n" for p in payloads),
+                         capture_output=True, text=True, check=True, timeout=30).stdout
+    rows = []
+    for line in out.splitlines():
+        f = line.split()
+        rows.append((f[0], f[1], int(f[2]) if len(f) > 2 else None))
+    if len(rows) != len(payloads):
+        raise AssertionError(f"relay-attack open: {len(rows)} lines for {len(payloads)}: {out}")
+    return rows
+
+
 def stun_request() -> bytes:
     """A 64-byte STUN Binding request (header, PADDING, no FINGERPRINT): answered with
     52 bytes (docs/PROTOCOL.md, "No amplification")."""
@@ -248,7 +265,8 @@ class AttackerTest(unittest.TestCase):
             "flooded_for_s": round(cls.flooded_for, 1),
             "attacks": {k: {f: v for f, v in r.items() if f != "forwarded_initiations"}
                         for k, r in cls.attacks.items()},
-            "rss_kib": {"before": cls.rss_before, "after": cls.rss_after}})
+            "rss_kib": {"before": cls.rss_before, "after": cls.rss_after},
+            "pr_requests_control_never_answered": cls.unanswered_requests})
 
     @classmethod
     def _rss(cls):
@@ -271,13 +289,32 @@ class AttackerTest(unittest.TestCase):
 
     @classmethod
     def _replay(cls, pr_router):
-        """Every datagram pr's side sent to control so far, replayed from the attacker's
-        second address and then from its original source (spoofed)."""
-        lab, node = cls.lab, cls.node
+        """The datagrams pr's side sent to control so far and control took in, replayed
+        from the attacker's second address and then from their original source
+        (spoofed).  Taken in: the requests it answered, and WireGuard's probe
+        initiations once control has observed pr's WireGuard port (the probe key is
+        spent then).  A request that never reached control (its socket overflowed under
+        the flood) is not a replay: delivered later it is its first copy, and it is
+        counted apart (unanswered_requests)."""
+        node = cls.node
         cls.pr_before = cls._control_record("pr")
         packets = N.read_pcap(cls.pr_control.path)
-        material = [p for p in packets if p.src == pr_router.public_ip and
-                    p.dst == node.mgmt_ip and p.payload]
+        sent = [p for p in packets if p.src == pr_router.public_ip and
+                p.dst == node.mgmt_ip and p.payload]
+        back = [p for p in packets if p.src == node.mgmt_ip and p.dst == pr_router.public_ip]
+        sent_rows = open_envelopes(cls.a["pr"], node.server_public_key,
+                                   [p.payload for p in sent])
+        answered = {rid for d, _, rid in open_envelopes(cls.a["pr"], node.server_public_key,
+                                                        [p.payload for p in back])
+                    if d == "reply" and rid}
+        material, cls.unanswered_requests = [], []
+        for p, (d, t, rid) in zip(sent, sent_rows):
+            if d == "request" and rid in answered:
+                material.append(p)
+            elif d == "request":
+                cls.unanswered_requests.append((t, rid))
+            elif cls.pr_before.get("wg_reflexive"):
+                material.append(p)
         cls.replayed = material
         cls.replay_time = time.time()
         # What reaches the node's management interface from pr's router's address or the
@@ -322,21 +359,6 @@ class AttackerTest(unittest.TestCase):
     def ping_ok(self, a: str, b: str, count: int = 5):
         p = self.a[a].ping(self.a[b], count=count, interval=0.05, check=False)
         self.assertEqual(R.ping_received(p), count, f"ping {a} -> {b}: {p.stdout} {p.stderr}")
-
-    def open_envelopes(self, payloads):
-        """relay-attack open with pr's agent key: [(direction, type, request id) or
-        ("unreadable", why, None)] per payload."""
-        key_file = os.path.join(self.a["pr"].dir, "agent.key")
-        out = subprocess.run([ATTACK_TOOL, "open", "--agent-key", key_file,
-                              "--server-key", self.node.server_public_key],
-                             input="".join(p.hex() + "\n" for p in payloads),
-                             capture_output=True, text=True, check=True, timeout=30).stdout
-        rows = []
-        for line in out.splitlines():
-            f = line.split()
-            rows.append((f[0], f[1], int(f[2]) if len(f) > 2 else None))
-        self.assertEqual(len(rows), len(payloads), out)
-        return rows
 
     # -- the promises -------------------------------------------------------------------
     @timed
@@ -413,6 +435,8 @@ class AttackerTest(unittest.TestCase):
                          "or more while the floods ran, as control's admin socket saw them")
         self.assertGreaterEqual(self.keepalives_during, len(self.a),
                                 "control accepted no keepalive of some peer during the floods")
+        sys.stderr.write(f"(longest silence per peer {self.last_seen_max} s; pr's requests "
+                         f"control never answered: {self.unanswered_requests}) ")
 
     @timed
     def test_5_the_node_memory_stays_bounded(self):
@@ -430,15 +454,16 @@ class AttackerTest(unittest.TestCase):
 
     @timed
     def test_6_replayed_control_messages_are_refused(self):
-        """Every control datagram pr's side had sent (captured at its router), replayed
-        from another address and from its own: none is answered (no reply carries a
-        replayed request's id after the replay, none reaches the replay address) and pr's
-        record at control does not change."""
+        """Every control datagram pr's side had sent and control had taken in (captured
+        at pr's router; _replay says which), replayed from another address and from its
+        own: none is answered (no reply carries a replayed request's id after the replay,
+        none reaches the replay address) and pr's record at control does not change."""
         n = len(self.replayed)
         self.assertEqual(self.replays_arrived, {"from_replay_address": n,
                                                 "from_original_source": n},
                          "the replays did not all reach the node")
-        opened = self.open_envelopes([p.payload for p in self.replayed])
+        opened = open_envelopes(self.a["pr"], self.node.server_public_key,
+                                [p.payload for p in self.replayed])
         replayed_ids = {rid for d, _, rid in opened if d == "request" and rid}
         types = sorted({t for d, t, _ in opened if d == "request"})
         self.assertIn("register", types, f"no register among the replayed messages: {opened}")
@@ -447,7 +472,8 @@ class AttackerTest(unittest.TestCase):
         later = [p for p in self.pr_control.packets()
                  if p.src == self.node.mgmt_ip and p.dst == router_ip and
                  p.time >= self.replay_time - 0.05]
-        answers = self.open_envelopes([p.payload for p in later])
+        answers = open_envelopes(self.a["pr"], self.node.server_public_key,
+                                 [p.payload for p in later])
         to_replays = [(t, rid) for d, t, rid in answers if d == "reply" and rid in replayed_ids]
         self.assertEqual(to_replays, [], "control answered replayed requests")
         keep = ("nat_class", "reflexive", "wg_reflexive", "local_addresses", "relay_sessions")
@@ -455,7 +481,8 @@ class AttackerTest(unittest.TestCase):
                          {k: self.pr_before.get(k) for k in keep},
                          "the replays changed pr's record at control")
         sys.stderr.write(f"({n} datagrams replayed twice: {types}; control counted "
-                         f"{self.rejected_during_replay}) ")
+                         f"{self.rejected_during_replay}; not replayed, as control never "
+                         f"answered them: {self.unanswered_requests}) ")
 
 
 class _LastSeenSampler(threading.Thread):
