@@ -40,6 +40,7 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import threading
@@ -62,6 +63,11 @@ GATEWAY_IP = "203.0.113.1"          # the bridge's own address in the internet n
 RELAY_MGMT_IP = "203.0.113.2"       # default management (control process) address
 RELAY_DATAPLANE_IP = "203.0.113.10"  # default data-plane address (owned by DPDK, not the kernel)
 WG_SOCKET_DIR = "/var/run/wireguard"
+# The attacker host (Lab.add_attacker): its own addresses on the bridge, and a second
+# documentation prefix (RFC 5737 TEST-NET-2) it may send from at will, for floods "from
+# many sources".  Nothing else in the lab uses either.
+ATTACKER_IPS = ("203.0.113.66", "203.0.113.67")
+ATTACKER_SOURCES = "198.51.100.0/24"
 # DPDK keeps a runtime directory per --file-prefix here (as root; XDG_RUNTIME_DIR is
 # ignored then), and leaves it behind.  A lab's DPDK processes should use a file
 # prefix starting with "<lab.tag>-" (Lab.dpdk_file_prefix()): teardown and
@@ -305,6 +311,7 @@ class PublicHost(Namespace):
     """A host on "the internet" bridge with one or more public addresses."""
     ips: List[str]
     veth: Veth
+    sources: Optional[str] = None   # Lab.add_attacker: a prefix it may send from too
 
 
 class Host(Namespace):
@@ -828,6 +835,22 @@ class Lab:
         h.ips = ips
         return h
 
+    def add_attacker(self, name: str = "attacker", ips: Sequence[str] = ATTACKER_IPS,
+                     sources: str = ATTACKER_SOURCES) -> PublicHost:
+        """A host on the internet that may also send from any address of SOURCES (a
+        prefix outside the bridge's /24): the prefix is local to it (an AnyIP route on
+        lo, so a socket binds to any of its addresses) and the internet namespace routes
+        it to the host's first address, so answers to those sources come back to it.
+        Its own addresses are IPS (on eth0, as add_public_host)."""
+        net = ipaddress.ip_network(sources)
+        if net.overlaps(PUBLIC_NET):
+            raise ValueError(f"{sources} overlaps the bridge's {PUBLIC_NET}")
+        h = self.add_public_host(name, list(ips))
+        h.ip("route", "add", "local", str(net), "dev", "lo")
+        self.internet.ip("route", "add", str(net), "via", h.ips[0], "dev", "br0")
+        h.sources = str(net)
+        return h
+
     def add_relay(self, name: str = "relay", mgmt_ip: str = RELAY_MGMT_IP,
                   dataplane_ip: str = RELAY_DATAPLANE_IP, mgmt_if: str = "mgmt0",
                   dataplane_if: str = "dp0") -> RelayNode:
@@ -1255,3 +1278,78 @@ def recv_any(sock: socket.socket, timeout: float) -> Optional[tuple]:
         return sock.recvfrom(2048)
     except socket.timeout:
         return None
+
+
+# --------------------------------------------------------------------------
+# Packet captures (tcpdump) for tests
+
+class Capture:
+    """tcpdump -i IFNAME in NS with the BPF FILTER, written to <lab tmpdir>/NAME.pcap;
+    started by the constructor (it returns once tcpdump has opened the file), ended by
+    stop() or lab teardown.  SNAPLEN 0 keeps whole packets."""
+
+    def __init__(self, ns: Namespace, ifname: str, bpf: str, name: str, snaplen: int = 0,
+                 timeout: float = 5.0):
+        self.ns = ns
+        self.path = os.path.join(ns.lab.tmpdir, f"{name}.pcap")
+        self.proc = ns.popen(["tcpdump", "-i", ifname, "-n", "-U", "-s", str(snaplen), "-w",
+                              self.path, bpf],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(self.path):
+            if self.proc.poll() is not None:
+                raise LabError(f"tcpdump {name} exited: {self.proc.stderr.read().decode()}")
+            if time.monotonic() > deadline:
+                raise LabError(f"tcpdump {name} did not start within {timeout}s")
+            time.sleep(0.05)
+        time.sleep(0.3)   # the file exists before the filter is attached
+
+    def stop(self) -> "Capture":
+        self.ns.lab._stop_proc(self.proc)
+        return self
+
+    def packets(self) -> List["Packet"]:
+        return read_pcap(self.path)
+
+
+@dataclass
+class Packet:
+    """One captured Ethernet frame; the IPv4/UDP fields when it is one (else None)."""
+    time: float
+    frame: bytes
+    src: Optional[str] = None
+    dst: Optional[str] = None
+    proto: Optional[int] = None
+    ip_len: int = 0                  # IPv4 total length
+    sport: Optional[int] = None      # UDP
+    dport: Optional[int] = None
+    payload: bytes = b""            # UDP payload (as far as captured)
+
+
+def read_pcap(path: str) -> List[Packet]:
+    """The frames of a classic pcap file (Ethernet link type), IPv4/UDP decoded."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if len(data) < 24:
+        return []
+    magic = data[:4]
+    endian = "<" if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    nano = magic in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
+    out, off = [], 24
+    while off + 16 <= len(data):
+        sec, frac, incl, _ = struct.unpack(endian + "IIII", data[off:off + 16])
+        frame = data[off + 16:off + 16 + incl]
+        off += 16 + incl
+        pkt = Packet(time=sec + frac / (1e9 if nano else 1e6), frame=frame)
+        if len(frame) >= 34 and frame[12:14] == b"\x08\x00":
+            ip = frame[14:]
+            ihl = (ip[0] & 0x0f) * 4
+            pkt.src = socket.inet_ntoa(ip[12:16])
+            pkt.dst = socket.inet_ntoa(ip[16:20])
+            pkt.proto = ip[9]
+            pkt.ip_len = struct.unpack(">H", ip[2:4])[0]
+            if pkt.proto == 17 and len(ip) >= ihl + 8:
+                pkt.sport, pkt.dport = struct.unpack(">HH", ip[ihl:ihl + 4])
+                pkt.payload = ip[ihl + 8:pkt.ip_len]
+        out.append(pkt)
+    return out

@@ -4,8 +4,8 @@
     python3 tests/e2e/run_e2e.py --build-dir build --junit build/test-results/e2e.xml
 
 `make test` runs it through meson (tests/e2e/meson.build).  Suites:
-test_natlab (the lab itself) and test_product (relay-dataplane, relay-control,
-relay-peer and wireguard-go end to end); test_kernel_wg (the kernel module's
+test_natlab (the lab itself), test_product (relay-dataplane, relay-control,
+relay-peer and wireguard-go end to end) and test_attacker (the same under attack); test_kernel_wg (the kernel module's
 WireGuard) only when named (`make test-kernel-wg`).  Without root, tools or
 binaries the tests are reported as skipped.  The report's root element carries tests,
 failures, errors and disabled like GoogleTest's (.ci/count_results.py sums
@@ -31,7 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.dont_write_bytecode = True
 
-SUITES = ["test_natlab", "test_product"]   # test_kernel_wg runs only when named
+SUITES = ["test_natlab", "test_product", "test_attacker"]   # test_kernel_wg runs only when named
 EXIT_SKIPPED = 77   # meson test's "skipped"
 
 
