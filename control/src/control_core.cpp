@@ -85,8 +85,7 @@ ControlCore::ControlCore(const Config& config, KeyPair server_keys, SessionProgr
       unauthenticated_(config_.control.limits.unauthenticated_per_s_per_source),
       // A tenth of a second's worth at once (at least one): a burst of key agreements
       // holds the loop up briefly, not for a second's worth of them.
-      unauthenticated_budget_(config_.control.limits.unauthenticated_per_s,
-                              std::max(1.0, config_.control.limits.unauthenticated_per_s / 10.0)),
+      unauthenticated_budget_(config_.control.limits.unauthenticated_per_s),
       registrations_(config_.control.limits.registrations_per_s_per_source),
       ports_(config_.control.relay.port_min, config_.control.relay.port_max),
       session_ids_(server_keys.secret_key, network_names(config_.control)),
@@ -122,14 +121,18 @@ void ControlCore::handle(uint8_t port_index, SocketAddress from, std::span<const
     reject("unknown_datagram");
 }
 
-bool ControlCore::allow_unauthenticated(Ipv4 source, const Clock& now, double cost) {
+bool ControlCore::allow_unauthenticated(Ipv4 source, UnauthenticatedBudget::Kind kind,
+                                        const Clock& now, double cost) {
     if (!unauthenticated_.allow(source, now.monotonic_ms)) {
         reject("rate_limited");
         return false;
     }
     // One budget for all sources: a flood from many addresses, each within its own
-    // limit, cannot make control spend more than this on senders it does not know.
-    if (!unauthenticated_budget_.take(now.monotonic_ms, cost)) {
+    // limit, cannot make control spend more than this on senders it does not know; and
+    // half of it is kept for sources not served lately, so that the flood cannot
+    // crowd out an agent that registers during it (unauthenticated_budget.hpp).
+    if (unauthenticated_budget_.take(source, kind, now.monotonic_ms, cost) ==
+        UnauthenticatedBudget::Verdict::refused) {
         reject("unauthenticated_budget");
         return false;
     }
@@ -157,7 +160,8 @@ void ControlCore::handle_wireguard(SocketAddress from, std::span<const uint8_t> 
     if (pending_probes_.empty()) return reject("wireguard_unknown_probe");
     const double cost =
         static_cast<double>((pending_probes_.size() + kProbeKeysPerToken - 1) / kProbeKeysPerToken);
-    if (!allow_unauthenticated(from.ip, now, cost)) return;
+    if (!allow_unauthenticated(from.ip, UnauthenticatedBudget::Kind::probe_check, now, cost))
+        return;
     // The agent pointed a throw-away WireGuard peer (its probe key) at us: the initiation's
     // mac1 is keyed with that key, so a match names the agent whose WireGuard port this is.
     for (auto it = pending_probes_.begin(); it != pending_probes_.end(); ++it) {
@@ -198,7 +202,8 @@ void ControlCore::handle_envelope(uint8_t port, SocketAddress from,
     } else {
         // An unknown sender costs a key agreement (X25519): its source's limit and the
         // global budget first.
-        if (!allow_unauthenticated(from.ip, now, 1.0)) return;
+        if (!allow_unauthenticated(from.ip, UnauthenticatedBudget::Kind::key_agreement, now, 1.0))
+            return;
         metrics_.key_agreements.Increment();
         auto computed = shared_key(header->sender, keys_.secret_key);
         if (!computed) return reject("bad_key");

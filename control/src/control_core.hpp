@@ -36,6 +36,7 @@
 #include "session_programmer.hpp"
 #include "source_limiter.hpp"
 #include "token_bucket.hpp"
+#include "unauthenticated_budget.hpp"
 
 namespace relay::control {
 
@@ -145,7 +146,8 @@ class ControlCore {
     void handle_wireguard(SocketAddress from, std::span<const uint8_t> datagram, const Clock& now);
     // Whether unauthenticated work of `cost` key agreements may be done now: the sender's
     // source within its per-source limit, and the global budget not spent.
-    bool allow_unauthenticated(Ipv4 source, const Clock& now, double cost);
+    bool allow_unauthenticated(Ipv4 source, UnauthenticatedBudget::Kind kind, const Clock& now,
+                               double cost);
 
     // nullopt: a copy of an admitted registration, dropped without a reply.
     Reply on_register(const PublicKey& agent, const SharedKey& shared, const RegisterPeer& m,
@@ -198,7 +200,7 @@ class ControlCore {
     ControlMetrics& metrics_;
     Authorizer authorizer_;
     SourceLimiter unauthenticated_;
-    TokenBucket unauthenticated_budget_;  // limits.unauthenticated_per_s, all sources
+    UnauthenticatedBudget unauthenticated_budget_;  // limits.unauthenticated_per_s, all sources
     SourceLimiter registrations_;
     // Registrations' nonces, per network, kept once the token (or allow-list) admitted
     // them: a register copied after its agent was forgotten (deregistered, moved to
