@@ -617,8 +617,16 @@ void ControlCore::expect_sources(const Peer& p, SideSpec& side) const {
     // observed: WireGuard's port is another mapping than the agent's socket.
     const Ipv4 ip = p.wg_reflexive ? p.wg_reflexive->ip : p.notify_to.ip;
     side.allowed_source = ip != 0 ? Ipv4Prefix{ip, 32} : Ipv4Prefix{};
-    side.allowed_port =
-        p.wg_reflexive && maps_endpoint_independently(p.nat_class) ? p.wg_reflexive->port : 0;
+    // And only where the NAT kept WireGuard's own listen port: the class comes from the
+    // agent's socket, and a NAT that maps endpoint-independently may still have given
+    // WireGuard's socket a port of its own per destination after a clash (Linux's
+    // masquerade does, once the host changed its LAN address while the old mapping lives);
+    // a preserved port is the same towards every destination.
+    side.allowed_port = cc_.relay.pin_source_port && p.wg_reflexive &&
+                                maps_endpoint_independently(p.nat_class) &&
+                                p.wg_reflexive->port == p.wg_listen_port
+                            ? p.wg_reflexive->port
+                            : 0;
 }
 
 bool ControlCore::push_update(uint64_t id, Allocation& alloc) {

@@ -582,7 +582,8 @@ class ConfigParser {
 
     RelaySessionConfig parse_relay_sessions(const Value& value, const DataplaneConfig& dp) {
         MapReader map(reader_, value,
-                      {"address", "ports", "idle_timeout_s", "packets_per_s", "bytes_per_s"});
+                      {"address", "ports", "idle_timeout_s", "pin_source_port", "packets_per_s",
+                       "bytes_per_s"});
         RelaySessionConfig relay;
         if (auto v = map.get("address")) relay.relay_address = read_relay_address(*v, dp);
         if (auto v = map.get("ports")) {
@@ -600,6 +601,7 @@ class ConfigParser {
         }
         if (auto v = map.get("idle_timeout_s"))
             relay.idle_timeout_s = uint32_t(reader_.read_integer(*v, 1, 86400));
+        if (auto v = map.get("pin_source_port")) relay.pin_source_port = reader_.read_bool(*v);
         if (auto v = map.get("packets_per_s"))
             relay.packets_per_s = uint64_t(reader_.read_integer(*v, 0, 1000000000));
         if (auto v = map.get("bytes_per_s")) {

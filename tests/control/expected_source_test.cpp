@@ -33,6 +33,11 @@ const SideSpec& side_of(const FakeDataplane& dp, uint64_t id, size_t side) {
     return dp.sessions.at(id).sides[side];
 }
 
+// control.relay.pin_source_port: true (off by default, see DefaultExpectsTheIpOnly).
+void pin_ports(Config& c) {
+    c.control.relay.pin_source_port = true;
+}
+
 Ipv4Prefix host(Ipv4 ip) {
     return Ipv4Prefix{ip, 32};
 }
@@ -53,7 +58,7 @@ TEST(ExpectedSource, UnobservedWireGuardPortExpectsTheRegistrationsIpOnAnyPort) 
 }
 
 TEST(ExpectedSource, EndpointIndependentNatWithObservedPortExpectsIpAndPort) {
-    Harness h;
+    Harness h(pin_ports);
     TestPeer a = h.make_peer("alpha", Mapping::endpoint_independent);  // port-restricted
     TestPeer b = h.make_peer("alpha", Mapping::symmetric);
     h.register_and_classify(a);
@@ -61,8 +66,8 @@ TEST(ExpectedSource, EndpointIndependentNatWithObservedPortExpectsIpAndPort) {
     ASSERT_EQ(h.nat_class(a), NatClass::port_restricted);
     ASSERT_EQ(h.nat_class(b), NatClass::symmetric);
     // WireGuard's own ports, as their NATs map them (another IP of a's NAT pool for a).
-    const SocketAddress a_wg{ip4(203, 0, 113, 201), 61001};
-    const SocketAddress b_wg{b.source[0].ip, 61002};
+    const SocketAddress a_wg{ip4(203, 0, 113, 201), a.wg_listen_port};
+    const SocketAddress b_wg{b.source[0].ip, b.wg_listen_port};
     observe_wireguard(h, a, a_wg);
     observe_wireguard(h, b, b_wg);
     const uint64_t id = relay_pair(h, a, b);
@@ -74,15 +79,36 @@ TEST(ExpectedSource, EndpointIndependentNatWithObservedPortExpectsIpAndPort) {
     EXPECT_TRUE(h.dataplane.updates.empty()) << "programmed right the first time";
 }
 
+// A NAT classified endpoint-independent from the agent's socket may still have given
+// WireGuard's socket another port (a clash with an older mapping of the same port, as
+// Linux's masquerade does after the host changed its LAN address): the port is pinned
+// only where it shows the NAT kept WireGuard's own listen port, which it then keeps
+// towards every destination.  Else the data plane would refuse WireGuard's packets to the
+// relay, whose mapping control never saw (tests/e2e test_9 found it).
+TEST(ExpectedSource, PortIsPinnedOnlyWhereTheNatPreservedWireGuardsPort) {
+    Harness h(pin_ports);
+    TestPeer a = h.make_peer("alpha", Mapping::endpoint_independent);
+    TestPeer b = h.make_peer("alpha", Mapping::endpoint_independent);
+    h.register_and_classify(a);
+    h.register_and_classify(b);
+    ASSERT_EQ(h.nat_class(a), NatClass::port_restricted);
+    observe_wireguard(h, a, {a.source[0].ip, static_cast<uint16_t>(a.wg_listen_port + 7)});
+    observe_wireguard(h, b, {b.source[0].ip, b.wg_listen_port});
+    const uint64_t id = relay_pair(h, a, b);
+    EXPECT_EQ(side_of(h.dataplane, id, 0).allowed_source, host(a.source[0].ip));
+    EXPECT_EQ(side_of(h.dataplane, id, 0).allowed_port, 0) << "WireGuard's port not preserved";
+    EXPECT_EQ(side_of(h.dataplane, id, 1).allowed_port, b.wg_listen_port);
+}
+
 TEST(ExpectedSource, ObservationAfterAllocationUpdatesTheSession) {
-    Harness h;
+    Harness h(pin_ports);
     TestPeer a = h.make_peer("alpha", Mapping::endpoint_independent);
     TestPeer b = h.make_peer("alpha", Mapping::endpoint_independent);
     h.register_and_classify(a);
     h.register_and_classify(b);
     const uint64_t id = relay_pair(h, a, b);
     ASSERT_EQ(side_of(h.dataplane, id, 1).allowed_port, 0);
-    const SocketAddress b_wg{b.source[0].ip, 61002};
+    const SocketAddress b_wg{b.source[0].ip, b.wg_listen_port};
     observe_wireguard(h, b, b_wg);
     ASSERT_EQ(h.dataplane.updates.size(), 1u);
     const SessionUpdate& u = h.dataplane.updates.back();
@@ -99,14 +125,14 @@ TEST(ExpectedSource, ObservationAfterAllocationUpdatesTheSession) {
 }
 
 TEST(ExpectedSource, RoamingPeerRegistersAgainAndTheSessionFollows) {
-    Harness h;
+    Harness h(pin_ports);
     TestPeer a = h.make_peer("alpha", Mapping::endpoint_independent);
     TestPeer b = h.make_peer("alpha", Mapping::endpoint_independent);
     h.register_and_classify(a);
     h.register_and_classify(b);
-    observe_wireguard(h, a, {a.source[0].ip, 61001});
+    observe_wireguard(h, a, {a.source[0].ip, a.wg_listen_port});
     const uint64_t id = relay_pair(h, a, b);
-    ASSERT_EQ(side_of(h.dataplane, id, 0).allowed_port, 61001);
+    ASSERT_EQ(side_of(h.dataplane, id, 0).allowed_port, a.wg_listen_port);
 
     // a moves to another network: it registers again from there.
     const SocketAddress moved{ip4(198, 18, 7, 7), 33000};
@@ -120,9 +146,9 @@ TEST(ExpectedSource, RoamingPeerRegistersAgainAndTheSessionFollows) {
 
     // Classified and observed again: the port too.
     ASSERT_TRUE(std::holds_alternative<Status>(h.request(a, 1, Keepalive{}).body));
-    observe_wireguard(h, a, {moved.ip, 62002});
+    observe_wireguard(h, a, {moved.ip, a.wg_listen_port});
     EXPECT_EQ(side_of(h.dataplane, id, 0).allowed_source, host(moved.ip));
-    EXPECT_EQ(side_of(h.dataplane, id, 0).allowed_port, 62002);
+    EXPECT_EQ(side_of(h.dataplane, id, 0).allowed_port, a.wg_listen_port);
     EXPECT_EQ(h.core->allocations().at(id).spec, h.dataplane.sessions.at(id));
 }
 
@@ -132,7 +158,7 @@ TEST(ExpectedSource, KeepaliveFromANewMappingForgetsTheObservedPort) {
     TestPeer b = h.make_peer("alpha", Mapping::endpoint_independent);
     h.register_and_classify(a);
     h.register_and_classify(b);
-    observe_wireguard(h, a, {a.source[0].ip, 61001});
+    observe_wireguard(h, a, {a.source[0].ip, a.wg_listen_port});
     const uint64_t id = relay_pair(h, a, b);
     // Its NAT gave it a new public address: the WireGuard port's mapping is void.
     const SocketAddress moved{ip4(198, 18, 9, 9), 34000};
@@ -144,18 +170,18 @@ TEST(ExpectedSource, KeepaliveFromANewMappingForgetsTheObservedPort) {
 }
 
 TEST(ExpectedSource, AnUpdateTheDataplaneMissedIsSentAgain) {
-    Harness h;
+    Harness h(pin_ports);
     TestPeer a = h.make_peer("alpha", Mapping::endpoint_independent);
     TestPeer b = h.make_peer("alpha", Mapping::endpoint_independent);
     h.register_and_classify(a);
     h.register_and_classify(b);
     const uint64_t id = relay_pair(h, a, b);
     h.dataplane.unavailable = true;
-    observe_wireguard(h, b, {b.source[0].ip, 61002});
+    observe_wireguard(h, b, {b.source[0].ip, b.wg_listen_port});
     EXPECT_TRUE(h.dataplane.updates.empty());
     EXPECT_EQ(
         h.metric("relay_control_session_updates_total", {{"result", "dataplane_unavailable"}}), 1);
-    EXPECT_EQ(h.core->allocations().at(id).spec.sides[1].allowed_port, 61002)
+    EXPECT_EQ(h.core->allocations().at(id).spec.sides[1].allowed_port, b.wg_listen_port)
         << "kept as what the data plane should have";
     h.now += 1000;
     h.tick();  // still down: tried, failed
@@ -163,23 +189,23 @@ TEST(ExpectedSource, AnUpdateTheDataplaneMissedIsSentAgain) {
     h.now += 1000;
     h.tick();
     ASSERT_EQ(h.dataplane.updates.size(), 1u);
-    EXPECT_EQ(side_of(h.dataplane, id, 1).allowed_port, 61002);
+    EXPECT_EQ(side_of(h.dataplane, id, 1).allowed_port, b.wg_listen_port);
     h.now += 1000;
     h.tick();
     EXPECT_EQ(h.dataplane.updates.size(), 1u) << "sent once";
 }
 
 TEST(ExpectedSource, ReprogrammedSessionsCarryTheLatestSources) {
-    Harness h;
+    Harness h(pin_ports);
     TestPeer a = h.make_peer("alpha", Mapping::endpoint_independent);
     TestPeer b = h.make_peer("alpha", Mapping::endpoint_independent);
     h.register_and_classify(a);
     h.register_and_classify(b);
     const uint64_t id = relay_pair(h, a, b);
-    observe_wireguard(h, b, {b.source[0].ip, 61002});
+    observe_wireguard(h, b, {b.source[0].ip, b.wg_listen_port});
     h.dataplane.restart();
     EXPECT_EQ(h.core->reprogram(), 0u);
-    EXPECT_EQ(side_of(h.dataplane, id, 1).allowed_port, 61002);
+    EXPECT_EQ(side_of(h.dataplane, id, 1).allowed_port, b.wg_listen_port);
     EXPECT_EQ(side_of(h.dataplane, id, 1).allowed_source, host(b.source[0].ip));
 }
 
@@ -200,4 +226,24 @@ TEST(ExpectedSource, ClaimedAdoptedSessionLearnsWhereItsPeersAreNow) {
     EXPECT_FALSE(h.core->allocations().at(id).adopted);
     EXPECT_EQ(side_of(h.dataplane, id, 1).allowed_source, host(moved.ip));
     EXPECT_EQ(side_of(h.dataplane, id, 0).allowed_source, host(a.source[0].ip));
+}
+
+// By default a side expects its peer's public IP only, on any port: after the host changed
+// its LAN address, Linux's masquerade gave WireGuard's socket another port towards the
+// relay than towards control's probe port, and a pinned port locked the pair out
+// (tests/e2e test_9: no reply after the change).
+TEST(ExpectedSource, DefaultExpectsTheIpOnly) {
+    Harness h;
+    ASSERT_FALSE(h.config.control.relay.pin_source_port);
+    TestPeer a = h.make_peer("alpha", Mapping::endpoint_independent);
+    TestPeer b = h.make_peer("alpha", Mapping::endpoint_independent);
+    h.register_and_classify(a);
+    h.register_and_classify(b);
+    observe_wireguard(h, a, {a.source[0].ip, a.wg_listen_port});
+    observe_wireguard(h, b, {b.source[0].ip, b.wg_listen_port});
+    const uint64_t id = relay_pair(h, a, b);
+    for (size_t side : {0, 1}) {
+        EXPECT_EQ(side_of(h.dataplane, id, side).allowed_port, 0);
+        EXPECT_EQ(side_of(h.dataplane, id, side).allowed_source.len, 32);
+    }
 }

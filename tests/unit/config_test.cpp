@@ -906,6 +906,7 @@ TEST(ConfigControl, DefaultsForOptionalKeys) {
     EXPECT_EQ(cc.relay.port_min, defaults.relay.port_min);
     EXPECT_EQ(cc.relay.port_max, defaults.relay.port_max);
     EXPECT_EQ(cc.relay.idle_timeout_s, defaults.relay.idle_timeout_s);
+    EXPECT_FALSE(cc.relay.pin_source_port);
     EXPECT_EQ(cc.relay.packets_per_s, 0u);
     EXPECT_EQ(cc.relay.bytes_per_s, 0u);
     EXPECT_EQ(cc.limits.sessions_per_peer, defaults.limits.sessions_per_peer);
@@ -1131,6 +1132,9 @@ INSTANTIATE_TEST_SUITE_P(
                        "control.relay.ports", 48, "between 1024 and 65535"},
         BadControlCase{"relay_ports_reversed", control_line(48, "    ports: 40999-40000"),
                        "control.relay.ports", 48, "reversed"},
+        BadControlCase{"relay_pin_source_port_not_a_bool",
+                       control_line(49, "    pin_source_port: yes"),
+                       "control.relay.pin_source_port", 49, "expected true or false"},
         BadControlCase{"relay_idle_0", control_line(49, "    idle_timeout_s: 0"),
                        "control.relay.idle_timeout_s", 49, "between 1 and 86400"},
         BadControlCase{"relay_idle_86401", control_line(49, "    idle_timeout_s: 86401"),

@@ -112,6 +112,12 @@ struct RelaySessionConfig {
     uint16_t port_min = 40000;  // relay ports are taken from [port_min, port_max]
     uint16_t port_max = 49999;
     uint32_t idle_timeout_s = 180;
+    // Also expect each side's source *port* where its NAT maps endpoint-independently and
+    // kept WireGuard's port (control_core.cpp, expect_sources).  Off by default: a NAT
+    // that preserves ports gives WireGuard's socket a port of its own per destination
+    // after a clash (Linux masquerade once the host changed its LAN address), and the
+    // side would be refused until it registered again.
+    bool pin_source_port = false;
     uint64_t packets_per_s = 0;  // per direction; 0 = unlimited
     uint64_t bytes_per_s = 0;
 };
