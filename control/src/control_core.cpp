@@ -349,6 +349,15 @@ ControlCore::Reply ControlCore::on_register(const PublicKey& agent, const Shared
         return std::nullopt;
     }
 
+    // A registration resets what control observed of the agent (and moves where its
+    // sessions expect it): an older one than the one in force is a late copy, refused
+    // whatever its nonce (one that never arrived first is fresh to the nonce check).
+    if (existing != peers_.end() && existing->second.network == net &&
+        timestamp_ms < existing->second.register_timestamp_ms) {
+        reject("older_registration");
+        return std::nullopt;
+    }
+
     // The WireGuard key names the peer to others in its network: one agent per key.
     if (Peer* holder = find_by_wg(net, m.wg_public_key); holder && holder->agent_key != agent)
         return refuse(ErrorCode::not_allowed, "wireguard key registered by another agent");
@@ -374,6 +383,7 @@ ControlCore::Reply ControlCore::on_register(const PublicKey& agent, const Shared
     }
     Peer& p = existing->second;
     p.shared = shared;
+    p.register_timestamp_ms = timestamp_ms;
     if (p.wg_key != m.wg_public_key) {
         // Its relay sessions latch on the old key (mac1): useless now.  Released while the
         // old key still finds this peer, so that no stale id stays in its session set (where

@@ -73,8 +73,12 @@ struct Peer {
     uint32_t rtt_us = 0;
     SocketAddress notify_to{};  // where notifications go: its last source on port 0
     uint8_t notify_port = 0;
-    uint64_t registered_ms = 0;     // monotonic
-    uint64_t last_seen_ms = 0;      // monotonic
+    uint64_t registered_ms = 0;  // monotonic
+    uint64_t last_seen_ms = 0;   // monotonic
+    // Timestamp (the agent's wall clock) of the registration in force: a registration
+    // resets what control observed, so only a newer one may replace it (a copy of an
+    // older one, delivered late or replayed from elsewhere, is refused).
+    uint64_t register_timestamp_ms = 0;
     std::set<uint64_t> sessions;    // relay session ids it is a side of
     ReplayGuard replay;             // this agent's nonces (nobody else's)
     TokenBucket requests;           // limits.requests_per_s_per_peer

@@ -184,6 +184,30 @@ TEST(Registration, ReplayedDatagramGetsNoSecondReply) {
     EXPECT_EQ(h.metric("relay_control_registrations_total", {{"result", "ok"}}), 1);
 }
 
+// A registration that never arrived (lost under a flood, or held back) is fresh to the
+// nonce check.  Delivered late, after a newer one, from anywhere (the lab's attacker
+// replays it from its own address), it must not reset the peer's observations nor move
+// where its relay sessions expect it (tests/e2e test_attacker found both).
+TEST(Registration, AnOlderRegistrationDeliveredLateIsRefused) {
+    Harness h;
+    TestPeer p = h.make_peer("alpha");
+    const auto lost = p.seal(p.register_body(), h.wall());
+    h.now += 100;
+    ASSERT_EQ(h.deliver(0, p.source[0], p.seal(p.register_body(), h.wall())).size(), 1u);
+    const SocketAddress notify_before = h.peer_state(p)->notify_to;
+    h.now += 100;
+    EXPECT_TRUE(h.deliver(0, {ip4(198, 18, 0, 1), 999}, lost).empty());
+    EXPECT_TRUE(h.deliver(0, p.source[0], lost).empty());
+    EXPECT_EQ(h.rejected("older_registration"), 1);
+    EXPECT_EQ(h.rejected("replayed"), 1);  // its nonce is kept from the first copy
+    EXPECT_EQ(h.peer_state(p)->notify_to, notify_before);
+    EXPECT_EQ(h.metric("relay_control_registrations_total", {{"result", "ok"}}), 1);
+    // A newer one still registers again (roaming).
+    h.now += 100;
+    EXPECT_EQ(h.deliver(0, p.source[0], p.seal(p.register_body(), h.wall())).size(), 1u);
+    EXPECT_EQ(h.metric("relay_control_registrations_total", {{"result", "ok"}}), 2);
+}
+
 TEST(Registration, ReplayedKeepaliveOfARegisteredPeerIsDropped) {
     Harness h;
     TestPeer p = h.make_peer("alpha");
