@@ -183,36 +183,78 @@ void ControlCore::handle_envelope(uint8_t port, SocketAddress from,
     auto header = peek_request(datagram);
     if (!header) return reject(to_string(header.error()));
 
-    auto peer_it = peers_.find(header->sender);
-    const bool known = peer_it != peers_.end();
-    bool used_recent = false;
-    SharedKey key{};
-    if (known) {
+    if (auto peer_it = peers_.find(header->sender); peer_it != peers_.end()) {
         // A registered agent's key is cached: its messages cost no key agreement, and no
         // budget an unknown sender can spend stands in their way.
-        key = peer_it->second.shared;
-    } else if (auto recent = recent_keys_.find(header->sender); recent != recent_keys_.end()) {
+        return open_envelope(port, from, datagram, *header, &peer_it->second,
+                             peer_it->second.shared, false, now, out);
+    }
+    if (auto recent = recent_keys_.find(header->sender); recent != recent_keys_.end()) {
         // Proved its key a moment ago (most often: told not_registered, now registering).
         // Once: each key agreement buys at most one more message, so the flood's cheap
         // replies are bounded by the budget too.
         if (!unauthenticated_.allow(from.ip, now.monotonic_ms)) return reject("rate_limited");
-        key = recent->second;
+        const SharedKey key = recent->second;
         recent_keys_.erase(recent);  // its entry in recent_order_ goes when it comes round
-        used_recent = true;
-    } else {
-        // An unknown sender costs a key agreement (X25519): its source's limit and the
-        // global budget first.
-        if (!allow_unauthenticated(from.ip, UnauthenticatedBudget::Kind::key_agreement, now, 1.0))
-            return;
-        metrics_.key_agreements.Increment();
-        auto computed = shared_key(header->sender, keys_.secret_key);
-        if (!computed) return reject("bad_key");
-        key = *computed;
+        return open_envelope(port, from, datagram, *header, nullptr, key, false, now, out);
     }
+    // An unknown sender costs a key agreement (X25519): its source's limit and the
+    // global budget first.
+    if (!allow_unauthenticated(from.ip, UnauthenticatedBudget::Kind::key_agreement, now, 1.0))
+        return;
+    if (max_key_agreements_ > 0) {
+        // Deferred: the crypto thread computes it; the loop goes on with other datagrams.
+        // Bounded, so that a stalled crypto thread cannot make control hold memory.
+        if (key_agreements_in_flight_ >= max_key_agreements_)
+            return reject("key_agreement_queue_full");
+        ++key_agreements_in_flight_;
+        metrics_.key_agreements.Increment();
+        key_agreement_requests_.push_back(
+            {header->sender, port, from, std::vector<uint8_t>(datagram.begin(), datagram.end())});
+        return;
+    }
+    metrics_.key_agreements.Increment();
+    auto computed = shared_key(header->sender, keys_.secret_key);
+    if (!computed) return reject("bad_key");
+    open_envelope(port, from, datagram, *header, nullptr, *computed, true, now, out);
+}
+
+KeyAgreementResult agree(KeyAgreementRequest request, const SecretKey& ours) {
+    KeyAgreementResult result;
+    result.key = shared_key(request.sender, ours);
+    result.request = std::move(request);
+    return result;
+}
+
+void ControlCore::take_key_agreements(std::vector<KeyAgreementRequest>& requests) {
+    for (KeyAgreementRequest& r : key_agreement_requests_) requests.push_back(std::move(r));
+    key_agreement_requests_.clear();
+}
+
+void ControlCore::complete_key_agreement(KeyAgreementResult result, const Clock& now, Outbox& out) {
+    if (key_agreements_in_flight_ > 0) --key_agreements_in_flight_;
+    const KeyAgreementRequest& r = result.request;
+    if (!result.key) return reject("bad_key");
+    auto header = peek_request(r.datagram);
+    if (!header || header->sender != r.sender) return reject("bad_key");  // not what was asked
+    // Looked up again: an earlier message of this sender (a copy of this one, say) may
+    // have registered it while this one waited; then this is a registered agent's
+    // message, and its replay guard judges it.
+    auto peer_it = peers_.find(header->sender);
+    if (peer_it != peers_.end())
+        return open_envelope(r.port_index, r.from, r.datagram, *header, &peer_it->second,
+                             peer_it->second.shared, false, now, out);
+    open_envelope(r.port_index, r.from, r.datagram, *header, nullptr, *result.key, true, now, out);
+}
+
+void ControlCore::open_envelope(uint8_t port, SocketAddress from, std::span<const uint8_t> datagram,
+                                const RequestHeader& header, Peer* peer, SharedKey key, bool agreed,
+                                const Clock& now, Outbox& out) {
+    const bool known = peer != nullptr;
     auto plaintext = open_request(datagram, key);
     if (!plaintext) return reject(to_string(plaintext.error()));
-    if (!known && !used_recent && recent_keys_.emplace(header->sender, key).second) {
-        recent_order_.push_back(header->sender);
+    if (agreed && recent_keys_.emplace(header.sender, key).second) {
+        recent_order_.push_back(header.sender);
         if (recent_order_.size() > kRecentKeys) {
             recent_keys_.erase(recent_order_.front());
             recent_order_.pop_front();
@@ -231,7 +273,7 @@ void ControlCore::handle_envelope(uint8_t port, SocketAddress from,
         // whole, else now.
         const uint64_t ts = peek_timestamp(*plaintext).value_or(now.wall_ms);
         if (known) {
-            const auto verdict = peer_it->second.replay.check(header->nonce, ts, now.wall_ms);
+            const auto verdict = peer->replay.check(header.nonce, ts, now.wall_ms);
             if (verdict != ReplayGuard::Verdict::fresh) return reject(to_string(verdict));
         } else if (!within_window(ts, now.wall_ms, window_ms)) {
             return reject("stale_timestamp");
@@ -241,11 +283,10 @@ void ControlCore::handle_envelope(uint8_t port, SocketAddress from,
                      now, datagram.size(), out);
     }
     if (known) {
-        const auto verdict =
-            peer_it->second.replay.check(header->nonce, message->timestamp_ms, now.wall_ms);
+        const auto verdict = peer->replay.check(header.nonce, message->timestamp_ms, now.wall_ms);
         if (verdict != ReplayGuard::Verdict::fresh) return reject(to_string(verdict));
         // After the replay check: a copy of its messages costs the agent nothing.
-        if (!peer_it->second.requests.take(now.monotonic_ms)) {
+        if (!peer->requests.take(now.monotonic_ms)) {
             reject("peer_rate_limited");
             return reply(port, from, key, message->request_id,
                          Error{ErrorCode::rate_limited, "too many requests"}, now, datagram.size(),
@@ -259,7 +300,7 @@ void ControlCore::handle_envelope(uint8_t port, SocketAddress from,
     const uint32_t id = message->request_id;
     if (const auto* m = std::get_if<RegisterPeer>(&message->body)) {
         metrics_.message(to_string(type));
-        Reply r = on_register(header->sender, key, *m, header->nonce, message->timestamp_ms, port,
+        Reply r = on_register(header.sender, key, *m, header.nonce, message->timestamp_ms, port,
                               from, now, out);
         if (!r) return;  // a copy of a registration: no second reply
         return reply(port, from, key, id, *r, now, datagram.size(), out);
@@ -269,30 +310,30 @@ void ControlCore::handle_envelope(uint8_t port, SocketAddress from,
         return reply(port, from, key, id, Error{ErrorCode::not_registered, "register first"}, now,
                      datagram.size(), out);
     }
-    Peer& peer = peer_it->second;
-    peer.last_seen_ms = now.monotonic_ms;
+    Peer& agent = *peer;
+    agent.last_seen_ms = now.monotonic_ms;
     uint8_t reply_port = port;
     Body r;
     if (const auto* m = std::get_if<Keepalive>(&message->body)) {
-        r = on_keepalive(peer, *m, port, from, reply_port);
-        reclassify(peer, now, out);
-        refresh_sessions(peer);
+        r = on_keepalive(agent, *m, port, from, reply_port);
+        reclassify(agent, now, out);
+        refresh_sessions(agent);
         // The Status reports the class including what this keepalive just showed (else the
         // agent would learn it only a keepalive interval later).
-        std::get<Status>(r).nat_class = peer.nat_class;
+        std::get<Status>(r).nat_class = agent.nat_class;
     } else if (const auto* m = std::get_if<Connect>(&message->body)) {
-        if (peer.connects.take(now.monotonic_ms)) {
-            r = on_connect(peer, *m, now, out);
+        if (agent.connects.take(now.monotonic_ms)) {
+            r = on_connect(agent, *m, now, out);
         } else {
             reject("peer_connects_limited");
             r = Error{ErrorCode::rate_limited, "too many connects"};
         }
     } else if (const auto* m = std::get_if<ResultReport>(&message->body)) {
-        r = on_result(peer, *m, now, out);
+        r = on_result(agent, *m, now, out);
     } else if (const auto* m = std::get_if<Release>(&message->body)) {
-        r = on_release(peer, *m);
+        r = on_release(agent, *m);
     } else if (std::holds_alternative<Deregister>(message->body)) {
-        r = on_deregister(peer);  // `peer` is gone after this
+        r = on_deregister(agent);  // `agent` is gone after this
     } else {
         reject("unexpected_type");
         return;

@@ -6,7 +6,11 @@
 // limits) runs on the monotonic clock; the wall clock judges only what the protocol
 // carries (message timestamps, token expiry), so a step of the wall clock expires nothing.
 //
-// One thread owns a ControlCore (the server's event loop): no locks.  Peers and relay
+// One thread owns a ControlCore (the server's event loop): no locks.  The one slow step an
+// unknown sender causes, its key agreement (X25519), can be handed out instead of done
+// inside handle() (defer_key_agreements): the server runs it on a crypto thread and
+// feeds the result back (complete_key_agreement), so registered peers never wait
+// behind one.  Tests and relay-bench run the same continuation synchronously.  Peers and relay
 // sessions are soft state: peers refresh themselves with keepalives; relay sessions are
 // read back from the data plane after a restart (adopt()) and programmed into it again
 // after its restart (reprogram()).
@@ -53,6 +57,23 @@ struct OutDatagram {
     std::vector<uint8_t> bytes;
 };
 using Outbox = std::vector<OutDatagram>;
+
+// A sealed request from a sender control does not know, admitted by the per-source limit
+// and the global budget, waiting for its key agreement (defer_key_agreements).
+struct KeyAgreementRequest {
+    PublicKey sender{};  // the header's sender key
+    uint8_t port_index = 0;
+    SocketAddress from{};
+    std::vector<uint8_t> datagram;  // the whole envelope (at most kMaxEnvelopeLen bytes)
+};
+
+struct KeyAgreementResult {
+    KeyAgreementRequest request;
+    std::optional<SharedKey> key;  // nullopt: not a valid public key (bad_key)
+};
+
+// The key agreement itself (what the crypto thread runs): shared_key(sender, ours).
+KeyAgreementResult agree(KeyAgreementRequest request, const SecretKey& ours);
 
 struct KeyHash {
     size_t operator()(const PublicKey& k) const;
@@ -117,6 +138,21 @@ class ControlCore {
 
     void handle(uint8_t port_index, SocketAddress from, std::span<const uint8_t> datagram,
                 const Clock& now, Outbox& out);
+    // From now on, handle() does not compute an unknown sender's key agreement: it queues
+    // a KeyAgreementRequest (take_key_agreements) and the message goes on when its result
+    // comes back (complete_key_agreement).  At most `max_in_flight` are out (taken or
+    // not) and not completed; a datagram that would need one more is refused
+    // (key_agreement_queue_full).  0 (the default): computed inside handle().
+    void defer_key_agreements(size_t max_in_flight) { max_key_agreements_ = max_in_flight; }
+    // Moves the requests queued since the last call to the back of `requests`.
+    void take_key_agreements(std::vector<KeyAgreementRequest>& requests);
+    // The continuation, at the time `now` the result is back: opens the request with the
+    // computed key and goes on as handle() does (replay checks, authorisation, reply).
+    // The sender's state is looked up again: if an earlier message registered it
+    // meanwhile, this one is judged as a registered agent's (its replay guard).
+    void complete_key_agreement(KeyAgreementResult result, const Clock& now, Outbox& out);
+    size_t key_agreements_in_flight() const { return key_agreements_in_flight_; }
+
     // Timers: peer expiry, adopted-session deadlines, promotion trials, attempt expiry.
     void tick(const Clock& now, Outbox& out);
 
@@ -145,6 +181,12 @@ class ControlCore {
 
     void handle_envelope(uint8_t port, SocketAddress from, std::span<const uint8_t> datagram,
                          const Clock& now, Outbox& out);
+    // handle_envelope once the key is known: `peer` is the registered sender (nullptr: an
+    // unknown one), `agreed` whether the key was just computed for it.  The key is a copy:
+    // the peer may be gone before the reply (deregister, a move to another network).
+    void open_envelope(uint8_t port, SocketAddress from, std::span<const uint8_t> datagram,
+                       const RequestHeader& header, Peer* peer, SharedKey key, bool agreed,
+                       const Clock& now, Outbox& out);
     void handle_stun(uint8_t port, SocketAddress from, std::span<const uint8_t> datagram,
                      const Clock& now, Outbox& out);
     void handle_wireguard(SocketAddress from, std::span<const uint8_t> datagram, const Clock& now);
@@ -215,6 +257,10 @@ class ControlCore {
     // FIFO-bounded; filled at most as fast as the budget allows key agreements.
     std::unordered_map<PublicKey, SharedKey, KeyHash> recent_keys_;
     std::deque<PublicKey> recent_order_;
+    // Deferred key agreements (defer_key_agreements): 0 means computed inline.
+    size_t max_key_agreements_ = 0;
+    size_t key_agreements_in_flight_ = 0;                      // queued or taken, not completed
+    std::vector<KeyAgreementRequest> key_agreement_requests_;  // queued, not taken
     RelayPorts ports_;
     SessionIds session_ids_;
     crypto::Mac1 mac1_;

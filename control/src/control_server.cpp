@@ -14,6 +14,7 @@
 #include <stdexcept>
 
 #include "admin_api.hpp"
+#include "key_agreement_worker.hpp"
 #include "relay/ipc/unix_socket.hpp"
 
 namespace relay::control {
@@ -25,6 +26,11 @@ constexpr uint64_t kTickMs = 100;
 constexpr uint64_t kHealthMs = 1000;
 constexpr uint64_t kReconcileMs = 10'000;
 constexpr int kDatagramsPerWake = 64;
+// Unknown senders' key agreements out on the crypto thread at once (admitted by the
+// budget, not yet back): more are refused (key_agreement_queue_full).  The budget's
+// burst is a tenth of a second's worth, so this is reached only if that thread stalls;
+// it bounds the memory they hold (each at most one envelope, 1400 bytes).
+constexpr size_t kKeyAgreementsInFlight = 256;
 
 uint64_t wall_ms() {
     return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -65,6 +71,9 @@ struct ControlServer::Impl {
     std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
     ControlMetrics metrics{registry};
     ControlCore core;
+    KeyAgreementWorker crypto;  // the crypto thread: unknown senders' key agreements
+    std::vector<KeyAgreementRequest> agreements;
+    std::vector<KeyAgreementResult> agreed;
     std::unique_ptr<prometheus::Exposer> exposer;
     ipc::FileDescriptor udp[2];
     ipc::SeqpacketServer admin;
@@ -77,7 +86,9 @@ struct ControlServer::Impl {
         : config(c),
           dataplane(c.dataplane.ipc_socket),
           core(config, keys, dataplane, metrics),
+          crypto(keys.secret_key),
           admin(c.control.admin_socket, 0660) {
+        core.defer_key_agreements(kKeyAgreementsInFlight);
         for (int i = 0; i < 2; ++i) udp[i] = bind_udp(c.control.listen_address, c.control.ports[i]);
         const std::string listen = format_socket_address(c.control.metrics_listen);
         try {
@@ -112,6 +123,15 @@ struct ControlServer::Impl {
                         std::span<const uint8_t>(buffer.data(), static_cast<size_t>(got)),
                         clock_now(), out);
         }
+    }
+
+    // Key agreements the crypto thread finished: their messages go on (the core opens,
+    // checks replays, authorises and answers them here, on the loop thread).
+    void complete_agreements(Outbox& out) {
+        agreed.clear();
+        crypto.take_results(agreed);
+        for (KeyAgreementResult& r : agreed)
+            core.complete_key_agreement(std::move(r), clock_now(), out);
     }
 
     // Health check: notices the data plane coming up (adopt its sessions the first time,
@@ -161,11 +181,16 @@ struct ControlServer::Impl {
         uint64_t last_tick = 0, last_health = 0, last_reconcile = monotonic_ms();
         Outbox out;
         while (!stop.load()) {
-            pollfd fds[2] = {{udp[0].get(), POLLIN, 0}, {udp[1].get(), POLLIN, 0}};
-            ::poll(fds, 2, kPollMs);
+            pollfd fds[3] = {{udp[0].get(), POLLIN, 0},
+                             {udp[1].get(), POLLIN, 0},
+                             {crypto.ready_fd(), POLLIN, 0}};
+            ::poll(fds, 3, kPollMs);
             out.clear();
+            if (fds[2].revents & POLLIN) complete_agreements(out);
             for (int i = 0; i < 2; ++i)
                 if (fds[i].revents & POLLIN) receive(i, out);
+            core.take_key_agreements(agreements);
+            crypto.submit(agreements);
             const Clock clock = clock_now();
             const uint64_t now = clock.monotonic_ms;
             if (now - last_health >= kHealthMs) {

@@ -1,6 +1,8 @@
 // relay-control's event loop: the two UDP ports on the management address, the admin
 // socket, the data-plane link's health checks and the core's timers, all on one thread
-// (so the core needs no locks).  Metrics are served by prometheus-cpp's own thread.
+// (so the core needs no locks).  Unknown senders' key agreements run on a crypto thread
+// (key_agreement_worker.hpp) and come back to this loop through an eventfd.  Metrics are
+// served by prometheus-cpp's own thread.
 #pragma once
 
 #include <atomic>

@@ -811,6 +811,8 @@ bool print_result(const ControlOptions& options, const std::vector<RunResult>& r
              med([](const RunResult& r) { return r.flood.flood_answered_per_s; }), 0)
         .add("flood_clock_overhead_us",
              med([](const RunResult& r) { return r.flood.clock_overhead_us; }), 2)
+        .add("flood_crypto_share",
+             med([](const RunResult& r) { return r.flood.flood_crypto_share; }), 3)
         .add("flood_loop_share", med([](const RunResult& r) { return r.flood.flood_loop_share; }),
              3)
         .add("flood_keepalive_p50_us",

@@ -2,12 +2,18 @@
 // latency while senders with self-made keys flood control at the crypto limit of one
 // core, against the same registered traffic without the flood, in the same run.
 //
-// Modelled as relay-control's single thread sees it: one queue of datagrams in arrival
-// order (registered traffic and the flood interleaved, Poisson arrivals on a virtual
-// clock), served one at a time by ControlCore::handle, each for the time handle() really
-// takes.  A datagram's latency is from its arrival to the end of its handling, so work
-// the flood causes shows up as waiting.  The core runs on the virtual clock (Clock), so
-// its budgets and limits see the modelled rates, not the benchmark's own speed.
+// Modelled as relay-control's two threads see it (the machine has 2 cores): the loop
+// thread serves one queue of datagrams in arrival order (registered traffic and the flood
+// interleaved, Poisson arrivals on a virtual clock), one at a time by ControlCore::handle,
+// each for the CPU time handle() really takes plus the hand-over of any key agreement it
+// queued (defer_key_agreements, as the server runs it).  The crypto thread, on the other
+// core, computes those key agreements in order, each for the CPU time agree() really
+// takes; each result comes back into the loop's queue when done, and the loop serves its
+// continuation (ControlCore::complete_key_agreement: open, replay check, authorise,
+// reply) for the CPU time that takes.  A datagram's latency is from its arrival to the
+// end of its handling, so work the flood causes on the loop shows up as waiting.  The core runs on
+// the virtual clock (Clock), so its budgets and limits see the modelled rates, not the benchmark's
+// own speed.
 #pragma once
 
 #include <cstdint>
@@ -42,7 +48,8 @@ struct FloodResult {
     uint32_t unauthenticated_per_s = 0;     // control's budget in the run
     double flood_key_agreements_per_s = 0;  // key agreements control did for the flood
     double flood_answered_per_s = 0;        // flood datagrams that got a (not_registered) reply
-    double flood_loop_share = 0;            // share of the modelled time spent on the flood
+    double flood_loop_share = 0;            // share of the loop thread's time spent on the flood
+    double flood_crypto_share = 0;    // share of the crypto thread's time (its key agreements)
     double clock_overhead_us = 0;     // reading the CPU clock twice: taken off each service time
     FloodLatency keepalive, connect;  // with the flood
     FloodLatency keepalive_base, connect_base;  // without
