@@ -13,27 +13,12 @@ namespace {
 
 constexpr int64_t kDayMs = 86'400'000;
 
-TestPeer symmetric_peer(Harness& h) {
-    TestPeer p = h.make_peer("alpha", Mapping::symmetric);
-    h.register_and_classify(p);
-    return p;
-}
-
-uint64_t relayed_pair(Harness& h, TestPeer& a, TestPeer& b) {
-    Outbox out;
-    const Message m = h.request(a, 0, Connect{b.wg.public_key, false}, &out);
-    EXPECT_TRUE(std::holds_alternative<ConnectAck>(m.body));
-    const auto offers = b.notifications<RelayOffer>(out);
-    EXPECT_EQ(offers.size(), 1u);
-    return offers.empty() ? 0 : offers[0].session_id;
-}
-
 }  // namespace
 
 TEST(Clock, WallStepForwardForgetsNoPeerAndReleasesNoSession) {
     Harness h;
-    TestPeer a = symmetric_peer(h), b = symmetric_peer(h);
-    const uint64_t session = relayed_pair(h, a, b);
+    TestPeer a = h.symmetric_peer(), b = h.symmetric_peer();
+    const uint64_t session = h.relayed_pair(a, b);
     ASSERT_TRUE(h.dataplane.has(session));
 
     h.wall_step = kDayMs;  // the wall clock jumps a day ahead; 100 ms pass
@@ -61,8 +46,8 @@ TEST(Clock, WallStepForwardForgetsNoPeerAndReleasesNoSession) {
 
 TEST(Clock, WallStepBackwardKeepsTimeoutsRunning) {
     Harness h;
-    TestPeer a = symmetric_peer(h), b = symmetric_peer(h);
-    const uint64_t session = relayed_pair(h, a, b);
+    TestPeer a = h.symmetric_peer(), b = h.symmetric_peer();
+    const uint64_t session = h.relayed_pair(a, b);
     h.wall_step = -kDayMs;
     h.now += 75'001;
     h.tick();
@@ -72,8 +57,8 @@ TEST(Clock, WallStepBackwardKeepsTimeoutsRunning) {
 
 TEST(Clock, WallStepDoesNotReleaseAdoptedSessionsEarly) {
     Harness h;
-    TestPeer a = symmetric_peer(h), b = symmetric_peer(h);
-    const uint64_t session = relayed_pair(h, a, b);
+    TestPeer a = h.symmetric_peer(), b = h.symmetric_peer();
+    const uint64_t session = h.relayed_pair(a, b);
     h.restart_control();
     h.core->adopt(*h.dataplane.list_sessions(), h.now);
     h.wall_step = kDayMs;
@@ -90,7 +75,7 @@ TEST(Clock, WallStepDoesNotReleaseAdoptedSessionsEarly) {
 
 TEST(Clock, PendingAttemptsSurviveAWallStep) {
     Harness h;
-    TestPeer a = symmetric_peer(h), b = symmetric_peer(h);
+    TestPeer a = h.symmetric_peer(), b = h.symmetric_peer();
     const Message m = h.request(a, 0, Connect{b.wg.public_key, false});
     ASSERT_TRUE(std::holds_alternative<ConnectAck>(m.body));
     const uint64_t attempt = std::get<ConnectAck>(m.body).attempt_id;

@@ -202,6 +202,21 @@ void Harness::restart_control() {
     core = std::make_unique<ControlCore>(config, server, dataplane, *metrics);
 }
 
+TestPeer Harness::symmetric_peer(const std::string& network) {
+    TestPeer p = make_peer(network, Mapping::symmetric);
+    register_and_classify(p);
+    return p;
+}
+
+uint64_t Harness::relayed_pair(TestPeer& a, TestPeer& b, bool force_relay) {
+    Outbox out;
+    const Message m = request(a, 0, Connect{b.wg.public_key, force_relay}, &out);
+    EXPECT_TRUE(std::holds_alternative<ConnectAck>(m.body));
+    const auto offers = b.notifications<RelayOffer>(out);
+    EXPECT_EQ(offers.size(), 1u);
+    return offers.empty() ? 0 : offers[0].session_id;
+}
+
 TestPeer Harness::make_peer(const std::string& network, Mapping mapping,
                             std::optional<SocketAddress> source) {
     const uint32_t n = next_host_++;

@@ -157,6 +157,11 @@ class Harness {
     void register_peer(TestPeer& peer);
     // Registers, then keepalives on port 1 (its source towards port 1): the class is known.
     void register_and_classify(TestPeer& peer, uint32_t rtt_us = 0);
+    // A peer of `network` behind a symmetric NAT, registered and classified.
+    TestPeer symmetric_peer(const std::string& network = "alpha");
+    // `a` asks to connect to `b` (forced onto the relay if `force_relay`): the session id
+    // of the relay offer `b` gets (0, with a failed expectation, if none).
+    uint64_t relayed_pair(TestPeer& a, TestPeer& b, bool force_relay = false);
     Outbox tick();
 
     const Peer* peer_state(const TestPeer& peer) const;

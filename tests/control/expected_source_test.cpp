@@ -13,15 +13,6 @@ using namespace relay::control::testing;
 
 namespace {
 
-uint64_t relay_pair(Harness& h, TestPeer& a, TestPeer& b) {
-    Outbox out;
-    const Message m = h.request(a, 0, Connect{b.wg.public_key, true}, &out);
-    EXPECT_TRUE(std::holds_alternative<ConnectAck>(m.body));
-    const auto offers = b.notifications<RelayOffer>(out);
-    EXPECT_EQ(offers.size(), 1u);
-    return offers.empty() ? 0 : offers[0].session_id;
-}
-
 // WireGuard's probe initiation from `source`: control learns the WireGuard port's mapping.
 void observe_wireguard(Harness& h, const TestPeer& p, SocketAddress source) {
     EXPECT_TRUE(h.deliver(0, source, wireguard_initiation(p.probe.public_key)).empty());
@@ -50,7 +41,7 @@ TEST(ExpectedSource, UnobservedWireGuardPortExpectsTheRegistrationsIpOnAnyPort) 
     TestPeer b = h.make_peer("alpha", Mapping::endpoint_independent);
     h.register_and_classify(a);
     h.register_and_classify(b);
-    const uint64_t id = relay_pair(h, a, b);
+    const uint64_t id = h.relayed_pair(a, b, true);
     EXPECT_EQ(side_of(h.dataplane, id, 0).allowed_source, host(a.source[0].ip));
     EXPECT_EQ(side_of(h.dataplane, id, 0).allowed_port, 0);
     EXPECT_EQ(side_of(h.dataplane, id, 1).allowed_source, host(b.source[0].ip));
@@ -70,7 +61,7 @@ TEST(ExpectedSource, EndpointIndependentNatWithObservedPortExpectsIpAndPort) {
     const SocketAddress b_wg{b.source[0].ip, b.wg_listen_port};
     observe_wireguard(h, a, a_wg);
     observe_wireguard(h, b, b_wg);
-    const uint64_t id = relay_pair(h, a, b);
+    const uint64_t id = h.relayed_pair(a, b, true);
     EXPECT_EQ(side_of(h.dataplane, id, 0).allowed_source, host(a_wg.ip));
     EXPECT_EQ(side_of(h.dataplane, id, 0).allowed_port, a_wg.port);
     EXPECT_EQ(side_of(h.dataplane, id, 1).allowed_source, host(b_wg.ip));
@@ -94,7 +85,7 @@ TEST(ExpectedSource, PortIsPinnedOnlyWhereTheNatPreservedWireGuardsPort) {
     ASSERT_EQ(h.nat_class(a), NatClass::port_restricted);
     observe_wireguard(h, a, {a.source[0].ip, static_cast<uint16_t>(a.wg_listen_port + 7)});
     observe_wireguard(h, b, {b.source[0].ip, b.wg_listen_port});
-    const uint64_t id = relay_pair(h, a, b);
+    const uint64_t id = h.relayed_pair(a, b, true);
     EXPECT_EQ(side_of(h.dataplane, id, 0).allowed_source, host(a.source[0].ip));
     EXPECT_EQ(side_of(h.dataplane, id, 0).allowed_port, 0) << "WireGuard's port not preserved";
     EXPECT_EQ(side_of(h.dataplane, id, 1).allowed_port, b.wg_listen_port);
@@ -106,7 +97,7 @@ TEST(ExpectedSource, ObservationAfterAllocationUpdatesTheSession) {
     TestPeer b = h.make_peer("alpha", Mapping::endpoint_independent);
     h.register_and_classify(a);
     h.register_and_classify(b);
-    const uint64_t id = relay_pair(h, a, b);
+    const uint64_t id = h.relayed_pair(a, b, true);
     ASSERT_EQ(side_of(h.dataplane, id, 1).allowed_port, 0);
     const SocketAddress b_wg{b.source[0].ip, b.wg_listen_port};
     observe_wireguard(h, b, b_wg);
@@ -131,7 +122,7 @@ TEST(ExpectedSource, RoamingPeerRegistersAgainAndTheSessionFollows) {
     h.register_and_classify(a);
     h.register_and_classify(b);
     observe_wireguard(h, a, {a.source[0].ip, a.wg_listen_port});
-    const uint64_t id = relay_pair(h, a, b);
+    const uint64_t id = h.relayed_pair(a, b, true);
     ASSERT_EQ(side_of(h.dataplane, id, 0).allowed_port, a.wg_listen_port);
 
     // a moves to another network: it registers again from there.
@@ -159,7 +150,7 @@ TEST(ExpectedSource, KeepaliveFromANewMappingForgetsTheObservedPort) {
     h.register_and_classify(a);
     h.register_and_classify(b);
     observe_wireguard(h, a, {a.source[0].ip, a.wg_listen_port});
-    const uint64_t id = relay_pair(h, a, b);
+    const uint64_t id = h.relayed_pair(a, b, true);
     // Its NAT gave it a new public address: the WireGuard port's mapping is void.
     const SocketAddress moved{ip4(198, 18, 9, 9), 34000};
     ASSERT_TRUE(std::holds_alternative<Status>(h.request(a, 0, Keepalive{}, nullptr).body));
@@ -175,7 +166,7 @@ TEST(ExpectedSource, AnUpdateTheDataplaneMissedIsSentAgain) {
     TestPeer b = h.make_peer("alpha", Mapping::endpoint_independent);
     h.register_and_classify(a);
     h.register_and_classify(b);
-    const uint64_t id = relay_pair(h, a, b);
+    const uint64_t id = h.relayed_pair(a, b, true);
     h.dataplane.unavailable = true;
     observe_wireguard(h, b, {b.source[0].ip, b.wg_listen_port});
     EXPECT_TRUE(h.dataplane.updates.empty());
@@ -201,7 +192,7 @@ TEST(ExpectedSource, ReprogrammedSessionsCarryTheLatestSources) {
     TestPeer b = h.make_peer("alpha", Mapping::endpoint_independent);
     h.register_and_classify(a);
     h.register_and_classify(b);
-    const uint64_t id = relay_pair(h, a, b);
+    const uint64_t id = h.relayed_pair(a, b, true);
     observe_wireguard(h, b, {b.source[0].ip, b.wg_listen_port});
     h.dataplane.restart();
     EXPECT_EQ(h.core->reprogram(), 0u);
@@ -215,7 +206,7 @@ TEST(ExpectedSource, ClaimedAdoptedSessionLearnsWhereItsPeersAreNow) {
     TestPeer b = h.make_peer("alpha", Mapping::symmetric);
     h.register_and_classify(a);
     h.register_and_classify(b);
-    const uint64_t id = relay_pair(h, a, b);
+    const uint64_t id = h.relayed_pair(a, b, true);
     h.restart_control();
     h.core->adopt(*h.dataplane.list_sessions(), h.now);
     // b comes back from another address.
@@ -241,7 +232,7 @@ TEST(ExpectedSource, DefaultExpectsTheIpOnly) {
     h.register_and_classify(b);
     observe_wireguard(h, a, {a.source[0].ip, a.wg_listen_port});
     observe_wireguard(h, b, {b.source[0].ip, b.wg_listen_port});
-    const uint64_t id = relay_pair(h, a, b);
+    const uint64_t id = h.relayed_pair(a, b, true);
     for (size_t side : {0, 1}) {
         EXPECT_EQ(side_of(h.dataplane, id, side).allowed_port, 0);
         EXPECT_EQ(side_of(h.dataplane, id, side).allowed_source.len, 32);

@@ -12,21 +12,6 @@ using namespace relay::control::testing;
 
 namespace {
 
-TestPeer symmetric_peer(Harness& h) {
-    TestPeer p = h.make_peer("alpha", Mapping::symmetric);
-    h.register_and_classify(p);
-    return p;
-}
-
-uint64_t relayed_pair(Harness& h, TestPeer& a, TestPeer& b) {
-    Outbox out;
-    const Message m = h.request(a, 0, Connect{b.wg.public_key, false}, &out);
-    EXPECT_TRUE(std::holds_alternative<ConnectAck>(m.body));
-    auto offers = b.notifications<RelayOffer>(out);
-    EXPECT_EQ(offers.size(), 1u);
-    return offers.empty() ? 0 : offers[0].session_id;
-}
-
 void reconcile(Harness& h) {
     h.core->reconcile(*h.dataplane.list_sessions(), h.now);
 }
@@ -40,8 +25,8 @@ double orphans_removed(const Harness& h) {
 // Failed before reconcile compared both ways: the unknown session stayed for ever.
 TEST(Reconcile, RemovesASessionControlDoesNotKnow) {
     Harness h;
-    TestPeer a = symmetric_peer(h), b = symmetric_peer(h);
-    const uint64_t ab = relayed_pair(h, a, b);
+    TestPeer a = h.symmetric_peer(), b = h.symmetric_peer();
+    const uint64_t ab = h.relayed_pair(a, b);
     SessionSpec stray = h.dataplane.sessions.at(ab);
     stray.id = ab + 100;
     stray.relay_port = kRelayPortMax;
@@ -60,7 +45,7 @@ TEST(Reconcile, RemovesASessionControlDoesNotKnow) {
 // a session in the data plane that control had given up on.
 TEST(Reconcile, ALateInstallControlGaveUpOnIsRemoved) {
     Harness h;
-    TestPeer a = symmetric_peer(h), b = symmetric_peer(h);
+    TestPeer a = h.symmetric_peer(), b = h.symmetric_peer();
     h.dataplane.late_adds = true;
     Outbox out;
     h.request(a, 0, Connect{b.wg.public_key, false}, &out);
@@ -72,7 +57,7 @@ TEST(Reconcile, ALateInstallControlGaveUpOnIsRemoved) {
     reconcile(h);
     EXPECT_TRUE(h.dataplane.sessions.empty());
     EXPECT_EQ(orphans_removed(h), 1);
-    const uint64_t ab = relayed_pair(h, a, b);
+    const uint64_t ab = h.relayed_pair(a, b);
     EXPECT_TRUE(h.dataplane.has(ab));
     EXPECT_EQ(h.dataplane.sessions.size(), 1u);
 }
@@ -81,8 +66,8 @@ TEST(Reconcile, ALateInstallControlGaveUpOnIsRemoved) {
 // there, with control no longer knowing it.
 TEST(Reconcile, ARemoveThatDidNotGetThroughIsDoneLater) {
     Harness h;
-    TestPeer a = symmetric_peer(h), b = symmetric_peer(h);
-    const uint64_t ab = relayed_pair(h, a, b);
+    TestPeer a = h.symmetric_peer(), b = h.symmetric_peer();
+    const uint64_t ab = h.relayed_pair(a, b);
     h.dataplane.unavailable = true;
     const Message m = h.request(a, 0, Release{ab});
     EXPECT_TRUE(std::holds_alternative<Ok>(m.body));

@@ -12,21 +12,6 @@ using namespace relay::control::testing;
 
 namespace {
 
-TestPeer symmetric_peer(Harness& h, const std::string& network = "alpha") {
-    TestPeer p = h.make_peer(network, Mapping::symmetric);
-    h.register_and_classify(p);
-    return p;
-}
-
-uint64_t relayed_pair(Harness& h, TestPeer& a, TestPeer& b) {
-    Outbox out;
-    const Message m = h.request(a, 0, Connect{b.wg.public_key, false}, &out);
-    EXPECT_TRUE(std::holds_alternative<ConnectAck>(m.body));
-    auto offers = b.notifications<RelayOffer>(out);
-    EXPECT_EQ(offers.size(), 1u);
-    return offers.empty() ? 0 : offers[0].session_id;
-}
-
 std::vector<SessionStats> live(FakeDataplane& dp) {
     return *dp.list_sessions();
 }
@@ -45,8 +30,8 @@ SessionSpec foreign_spec(uint64_t id, uint16_t port) {
 
 TEST(Restart, AdoptedSessionGoesBackToItsPeers) {
     Harness h;
-    TestPeer a = symmetric_peer(h), b = symmetric_peer(h);
-    const uint64_t session = relayed_pair(h, a, b);
+    TestPeer a = h.symmetric_peer(), b = h.symmetric_peer();
+    const uint64_t session = h.relayed_pair(a, b);
     const SessionSpec spec = h.dataplane.sessions.at(session);
 
     h.now += 5'000;
@@ -98,8 +83,8 @@ TEST(Restart, AdoptedSessionGoesBackToItsPeers) {
 // session: no second session for the pair.
 TEST(Restart, ConnectBeforeTheNextTickReusesTheAdoptedSession) {
     Harness h;
-    TestPeer a = symmetric_peer(h), b = symmetric_peer(h);
-    const uint64_t session = relayed_pair(h, a, b);
+    TestPeer a = h.symmetric_peer(), b = h.symmetric_peer();
+    const uint64_t session = h.relayed_pair(a, b);
     h.restart_control();
     h.core->adopt(live(h.dataplane), h.now);
     h.register_and_classify(a);
@@ -116,8 +101,8 @@ TEST(Restart, ConnectBeforeTheNextTickReusesTheAdoptedSession) {
 
 TEST(Restart, AdoptedSessionOfPeersThatDoNotComeBackIsReleased) {
     Harness h;
-    TestPeer a = symmetric_peer(h), b = symmetric_peer(h);
-    const uint64_t session = relayed_pair(h, a, b);
+    TestPeer a = h.symmetric_peer(), b = h.symmetric_peer();
+    const uint64_t session = h.relayed_pair(a, b);
     h.restart_control();
     const uint64_t adopted_at = h.now;
     h.core->adopt(live(h.dataplane), adopted_at);
@@ -143,9 +128,9 @@ TEST(Restart, AdoptedPortsAreReserved) {
     h.core->adopt(live(h.dataplane), h.now);
     EXPECT_EQ(h.core->allocations().size(), 9u);
 
-    TestPeer a = symmetric_peer(h), b = symmetric_peer(h);
-    TestPeer c = symmetric_peer(h), d = symmetric_peer(h);
-    const uint64_t session = relayed_pair(h, a, b);
+    TestPeer a = h.symmetric_peer(), b = h.symmetric_peer();
+    TestPeer c = h.symmetric_peer(), d = h.symmetric_peer();
+    const uint64_t session = h.relayed_pair(a, b);
     const SessionSpec& spec = h.dataplane.sessions.at(session);
     EXPECT_EQ(spec.relay_port, kRelayPortMax) << "the only port not taken";
     for (uint16_t port = kRelayPortMin; port < kRelayPortMax; ++port)
@@ -158,8 +143,8 @@ TEST(Restart, AdoptedPortsAreReserved) {
 
 TEST(Restart, AdoptIsIdempotent) {
     Harness h;
-    TestPeer a = symmetric_peer(h), b = symmetric_peer(h);
-    const uint64_t session = relayed_pair(h, a, b);
+    TestPeer a = h.symmetric_peer(), b = h.symmetric_peer();
+    const uint64_t session = h.relayed_pair(a, b);
     h.core->adopt(live(h.dataplane), h.now);  // already ours: not adopted again
     EXPECT_FALSE(h.core->allocations().at(session).adopted);
     EXPECT_EQ(h.core->allocations().size(), 1u);
@@ -167,11 +152,11 @@ TEST(Restart, AdoptIsIdempotent) {
 
 TEST(Restart, ReprogramAddsEveryAllocationToAFreshDataplane) {
     Harness h;
-    TestPeer a = symmetric_peer(h), b = symmetric_peer(h);
-    TestPeer c = symmetric_peer(h), d = symmetric_peer(h);
-    relayed_pair(h, a, b);
-    relayed_pair(h, c, d);
-    relayed_pair(h, a, c);
+    TestPeer a = h.symmetric_peer(), b = h.symmetric_peer();
+    TestPeer c = h.symmetric_peer(), d = h.symmetric_peer();
+    h.relayed_pair(a, b);
+    h.relayed_pair(c, d);
+    h.relayed_pair(a, c);
     const std::map<uint64_t, SessionSpec> before = h.dataplane.sessions;
     ASSERT_EQ(before.size(), 3u);
 
@@ -201,10 +186,10 @@ TEST(Restart, ReprogramAlsoCoversAdoptedSessions) {
 
 TEST(Restart, ReconcileForgetsWhatTheDataplaneExpired) {
     Harness h([](Config& c) { c.control.relay.port_max = c.control.relay.port_min + 1; });
-    TestPeer a = symmetric_peer(h), b = symmetric_peer(h);
-    TestPeer c = symmetric_peer(h), d = symmetric_peer(h);
-    const uint64_t ab = relayed_pair(h, a, b);
-    const uint64_t cd = relayed_pair(h, c, d);
+    TestPeer a = h.symmetric_peer(), b = h.symmetric_peer();
+    TestPeer c = h.symmetric_peer(), d = h.symmetric_peer();
+    const uint64_t ab = h.relayed_pair(a, b);
+    const uint64_t cd = h.relayed_pair(c, d);
     // The data plane's idle timeout removed a-b's session.
     h.dataplane.sessions.erase(ab);
     h.core->reconcile(live(h.dataplane), h.now);
@@ -216,7 +201,7 @@ TEST(Restart, ReconcileForgetsWhatTheDataplaneExpired) {
     EXPECT_EQ(h.metric("relay_control_relay_releases_total", {{"reason", "dataplane_expired"}}), 1);
     EXPECT_EQ(h.metric("relay_control_relay_sessions"), 1);
     // Its port is free again, and a new connect gets a new session.
-    const uint64_t again = relayed_pair(h, a, b);
+    const uint64_t again = h.relayed_pair(a, b);
     EXPECT_NE(again, ab);
     EXPECT_TRUE(h.dataplane.has(again));
     EXPECT_TRUE(h.dataplane.has(cd));
@@ -227,8 +212,8 @@ TEST(Restart, ReconcileForgetsWhatTheDataplaneExpired) {
 // can neither claim it, nor be offered it, nor release it.
 TEST(Restart, AdoptedSessionStaysWithItsNetwork) {
     Harness h;
-    TestPeer a = symmetric_peer(h, "alpha"), b = symmetric_peer(h, "alpha");
-    const uint64_t session = relayed_pair(h, a, b);
+    TestPeer a = h.symmetric_peer("alpha"), b = h.symmetric_peer("alpha");
+    const uint64_t session = h.relayed_pair(a, b);
     const SessionSpec spec = h.dataplane.sessions.at(session);
     h.restart_control();
     h.core->adopt(live(h.dataplane), h.now);
@@ -277,8 +262,8 @@ TEST(Restart, AdoptedSessionStaysWithItsNetwork) {
 // deadline even though another network's peers with the same keys are active.
 TEST(Restart, AnotherNetworksPeersDoNotKeepAnAdoptedSession) {
     Harness h;
-    TestPeer a = symmetric_peer(h, "alpha"), b = symmetric_peer(h, "alpha");
-    const uint64_t session = relayed_pair(h, a, b);
+    TestPeer a = h.symmetric_peer("alpha"), b = h.symmetric_peer("alpha");
+    const uint64_t session = h.relayed_pair(a, b);
     h.restart_control();
     const uint64_t adopted_at = h.now;
     h.core->adopt(live(h.dataplane), adopted_at);
