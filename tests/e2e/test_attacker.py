@@ -60,7 +60,7 @@ if HERE not in sys.path:
 import attacker as A  # noqa: E402
 import natlab as N  # noqa: E402
 import relaylab as R  # noqa: E402
-from timing import timed  # noqa: E402
+from timing import save_results, timed  # noqa: E402
 
 BUILD_DIR = os.environ.get("RELAY_BUILD_DIR", os.path.join(HERE, "..", "..", "build"))
 RESULTS = os.environ.get("RELAY_E2E_RESULTS",
@@ -97,18 +97,6 @@ if SKIP_REASON is None:
         if tools:
             SKIP_REASON = "missing tools: " + ", ".join(tools)
 
-
-def _save_results(key: str, value) -> None:
-    """Merge {key: value} into the results JSON file (shared with test_product)."""
-    try:
-        with open(RESULTS) as f:
-            data = json.load(f)
-    except (OSError, ValueError):
-        data = {}
-    data[key] = value
-    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    with open(RESULTS, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
 
 
 def rss_kib(proc: subprocess.Popen, name: str) -> int:
@@ -259,7 +247,7 @@ class AttackerTest(unittest.TestCase):
         cls.to_attacker.stop()
         cls.pr_control.stop()
         cls.paths_after = mesh.poll_paths()
-        _save_results("attacker", {
+        save_results(RESULTS, "attacker", {
             "connected": cls.connected, "time_to_connect_s": {
                 p: round(t, 2) for p, t in mesh.ttc.items()},
             "flooded_for_s": round(cls.flooded_for, 1),

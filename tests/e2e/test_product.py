@@ -43,7 +43,7 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 import natlab as N  # noqa: E402
-from timing import timed  # noqa: E402
+from timing import save_results, timed  # noqa: E402
 import relaylab as R  # noqa: E402
 
 BUILD_DIR = os.environ.get("RELAY_BUILD_DIR", os.path.join(HERE, "..", "..", "build"))
@@ -69,18 +69,6 @@ if SKIP_REASON is None:
         if tools:
             SKIP_REASON = "missing tools: " + ", ".join(tools)
 
-
-def _save_results(key: str, value) -> None:
-    """Merge {key: value} into the results JSON file."""
-    try:
-        with open(RESULTS) as f:
-            data = json.load(f)
-    except (OSError, ValueError):
-        data = {}
-    data[key] = value
-    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    with open(RESULTS, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
 
 
 def pcap_packets(path: str):
@@ -128,7 +116,7 @@ class ProductMeshTest(unittest.TestCase):
             cls.mesh.start()
             cls.connected = cls.mesh.wait_connected(timeout=40)
             sys.stderr.write("\n" + cls.mesh.report() + "\n")
-            _save_results("time_to_connect_s", {
+            save_results(RESULTS, "time_to_connect_s", {
                 p: {"path": "/".join(cls.mesh.paths[p]), "seconds": round(t, 2)}
                 for p, t in cls.mesh.ttc.items()})
         except BaseException:
@@ -406,7 +394,7 @@ class ProductMeshTest(unittest.TestCase):
         p = self.a["sy1"].ping(self.a["sy2"], count=3, interval=0.2, deadline=25, check=False)
         self.assertGreater(R.ping_received(p), 0, p.stdout)
         sys.stderr.write(f"(direct after {figures} s) ")
-        _save_results("promotion_s", figures)
+        save_results(RESULTS, "promotion_s", figures)
 
     @timed
     def test_9_a_renumbered_host_registers_again_at_once(self):
@@ -461,7 +449,7 @@ class ProductMeshTest(unittest.TestCase):
             last = before[-1] if before else wall0
             silence[other] = round(max(b - a for a, b in zip([last] + after, after)), 2)
         sys.stderr.write(f"(registered again after {seconds} s; longest silence {silence} s) ")
-        _save_results("renumbered", {"registered_again_s": seconds, "longest_silence_s": silence})
+        save_results(RESULTS, "renumbered", {"registered_again_s": seconds, "longest_silence_s": silence})
 
     @timed
     def test_9b_peers_added_to_running_agents_are_picked_up(self):
@@ -504,7 +492,7 @@ class ProductMeshTest(unittest.TestCase):
             del self.a["late"]
             late.stop()
         sys.stderr.write(f"(late peer direct after {round(seconds, 2)} s) ")
-        _save_results("added_later_direct_s", round(seconds, 2))
+        save_results(RESULTS, "added_later_direct_s", round(seconds, 2))
 
 
 if __name__ == "__main__":
